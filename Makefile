@@ -1,0 +1,25 @@
+# Every target bootstraps .venv itself through dev.py.
+PY ?= python3
+
+.PHONY: run test lint format worker beat bench migrate
+
+run:  ## migrate, seed demo data if empty, serve on http://127.0.0.1:8000
+	$(PY) dev.py run
+
+test:  ## the whole suite (SQLite; PostgreSQL when DATABASE_URL is set)
+	$(PY) dev.py test
+
+lint:
+	$(PY) dev.py lint
+
+format:
+	.venv/bin/ruff format . && .venv/bin/ruff check --fix .
+
+migrate:
+	.venv/bin/python manage.py migrate
+
+worker:  ## needs CELERY_BROKER_URL
+	.venv/bin/celery -A csm worker -l info
+
+beat:  ## needs CELERY_BROKER_URL
+	.venv/bin/celery -A csm beat -l info

@@ -1,0 +1,54 @@
+"""Reads over accounts and their revenue lines."""
+
+import datetime
+from collections.abc import Iterable
+from decimal import Decimal
+
+from django.db.models import DecimalField, OuterRef, Q, QuerySet, Subquery, Sum, Value
+from django.db.models.functions import Coalesce
+
+from .models import Subscription
+
+ZERO = Decimal("0.00")
+
+
+def subscriptions_active_on(on: datetime.date) -> QuerySet[Subscription]:
+    """Live revenue lines counting on day `on`: start_date <= on < end_date (end exclusive, open when empty)."""
+    return Subscription.objects.alive().filter(start_date__lte=on).filter(Q(end_date__isnull=True) | Q(end_date__gt=on))
+
+
+def account_mrr_on(*, account_id: int, on: datetime.date) -> Decimal:
+    """An account's MRR on one day, in the deployment currency."""
+    total = subscriptions_active_on(on).filter(account_id=account_id).aggregate(total=Sum("mrr"))["total"]
+    return total if total is not None else ZERO
+
+
+def account_mrr_on_map(*, on: datetime.date, account_ids: Iterable[int] | None = None) -> dict[int, Decimal]:
+    """MRR on day `on` for many accounts in one query.
+
+    With `account_ids`, every id is in the result (0.00 when it has no live line that day); without,
+    only accounts with MRR on that day are.
+    """
+    lines = subscriptions_active_on(on)
+    result: dict[int, Decimal] = {}
+    if account_ids is not None:
+        account_ids = list(account_ids)
+        lines = lines.filter(account_id__in=account_ids)
+        result = dict.fromkeys(account_ids, ZERO)
+    for account_id, total in lines.values_list("account_id").annotate(total=Sum("mrr")).order_by():
+        result[account_id] = total
+    return result
+
+
+def account_mrr_on_expression(on: datetime.date) -> Coalesce:
+    """An expression for annotating or updating an Account queryset with its MRR on day `on`."""
+    total = (
+        subscriptions_active_on(on)
+        .filter(account_id=OuterRef("pk"))
+        .order_by()
+        .values("account_id")
+        .annotate(total=Sum("mrr"))
+        .values("total")
+    )
+    money = DecimalField(max_digits=14, decimal_places=2)
+    return Coalesce(Subquery(total, output_field=money), Value(ZERO), output_field=money)

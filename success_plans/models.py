@@ -1,0 +1,254 @@
+"""Success plans: the customer's goals, measurable targets and the initiatives that reach them."""
+
+from decimal import Decimal
+
+from django.conf import settings
+from django.db import models
+from django.db.models import F, Q
+from django.utils.translation import gettext_lazy as _
+
+from accounts.models import Account, Tier
+from csm.models import SyncedModel, TimeStampedModel
+
+VALUE = {"max_digits": 18, "decimal_places": 4}
+
+
+class Priority(models.IntegerChoices):
+    HIGH = 1, _("High")
+    MEDIUM = 2, _("Medium")
+    LOW = 3, _("Low")
+
+
+class PlanTemplate(TimeStampedModel):
+    """A playbook: goals, targets and initiatives with due dates relative to the plan's start."""
+
+    name = models.CharField(_("name"), max_length=200, unique=True)
+    description = models.TextField(_("description"), blank=True)
+    tier = models.ForeignKey(
+        Tier,
+        models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="plan_templates",
+        verbose_name=_("tier"),
+    )
+    lifecycle_stage = models.CharField(
+        _("lifecycle stage"),
+        max_length=20,
+        choices=Account.LifecycleStage.choices,
+        blank=True,
+    )
+    duration_days = models.PositiveIntegerField(_("duration (days)"), default=90)
+    is_active = models.BooleanField(_("active"), default=True)
+
+    class Meta:
+        ordering = ["name"]
+        verbose_name = _("plan template")
+        verbose_name_plural = _("plan templates")
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class TemplateGoal(TimeStampedModel):
+    template = models.ForeignKey(PlanTemplate, models.CASCADE, related_name="goals", verbose_name=_("template"))
+    title = models.CharField(_("title"), max_length=200)
+    description = models.TextField(_("description"), blank=True)
+    priority = models.PositiveSmallIntegerField(_("priority"), choices=Priority.choices, default=Priority.MEDIUM)
+    due_in_days = models.PositiveIntegerField(_("due after (days)"), null=True, blank=True)
+    order = models.PositiveSmallIntegerField(_("order"), default=0)
+
+    class Meta:
+        ordering = ["template_id", "order", "id"]
+        verbose_name = _("template goal")
+        verbose_name_plural = _("template goals")
+
+    def __str__(self) -> str:
+        return self.title
+
+
+class TemplateTarget(TimeStampedModel):
+    goal = models.ForeignKey(TemplateGoal, models.CASCADE, related_name="targets", verbose_name=_("goal"))
+    name = models.CharField(_("name"), max_length=200)
+    unit = models.CharField(_("unit"), max_length=50, blank=True)
+    baseline = models.DecimalField(_("baseline"), **VALUE, default=Decimal(0))
+    target_value = models.DecimalField(_("target value"), **VALUE)
+    due_in_days = models.PositiveIntegerField(_("due after (days)"), null=True, blank=True)
+    usage_metric = models.SlugField(_("usage metric"), max_length=50, blank=True)
+
+    class Meta:
+        ordering = ["goal_id", "id"]
+        verbose_name = _("template target")
+        verbose_name_plural = _("template targets")
+        constraints = [
+            models.CheckConstraint(
+                condition=~Q(target_value=F("baseline")),
+                name="templatetarget_target_differs_from_baseline",
+                violation_error_message=_("The target value must differ from the baseline."),
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class TemplateInitiative(TimeStampedModel):
+    goal = models.ForeignKey(TemplateGoal, models.CASCADE, related_name="initiatives", verbose_name=_("goal"))
+    title = models.CharField(_("title"), max_length=200)
+    due_in_days = models.PositiveIntegerField(_("due after (days)"), null=True, blank=True)
+
+    class Meta:
+        ordering = ["goal_id", "id"]
+        verbose_name = _("template initiative")
+        verbose_name_plural = _("template initiatives")
+
+    def __str__(self) -> str:
+        return self.title
+
+
+class SuccessPlan(SyncedModel):
+    class Status(models.TextChoices):
+        DRAFT = "draft", _("Draft")
+        ACTIVE = "active", _("Active")
+        ACHIEVED = "achieved", _("Achieved")
+        ABANDONED = "abandoned", _("Abandoned")
+
+    account = models.ForeignKey(Account, models.CASCADE, related_name="success_plans", verbose_name=_("account"))
+    title = models.CharField(_("title"), max_length=200)
+    status = models.CharField(_("status"), max_length=10, choices=Status.choices, default=Status.DRAFT)
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="success_plans",
+        verbose_name=_("owner"),
+    )
+    success_definition = models.TextField(
+        _("success definition"),
+        blank=True,
+        help_text=_("The customer's own words for success."),
+    )
+    start_date = models.DateField(_("start date"))
+    target_date = models.DateField(_("target date"), null=True, blank=True)
+    template = models.ForeignKey(
+        PlanTemplate,
+        models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="plans",
+        verbose_name=_("template"),
+    )
+
+    class Meta:
+        ordering = ["-start_date", "id"]
+        verbose_name = _("success plan")
+        verbose_name_plural = _("success plans")
+        indexes = [models.Index(fields=["account", "status"], name="plan_account_status_idx")]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(target_date__isnull=True) | Q(target_date__gte=F("start_date")),
+                name="plan_target_after_start",
+                violation_error_message=_("The target date cannot be before the start date."),
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.title
+
+
+class Goal(TimeStampedModel):
+    class Status(models.TextChoices):
+        NOT_STARTED = "not_started", _("Not started")
+        IN_PROGRESS = "in_progress", _("In progress")
+        ACHIEVED = "achieved", _("Achieved")
+        ABANDONED = "abandoned", _("Abandoned")
+
+    plan = models.ForeignKey(SuccessPlan, models.CASCADE, related_name="goals", verbose_name=_("plan"))
+    title = models.CharField(_("title"), max_length=200)
+    description = models.TextField(_("description"), blank=True)
+    priority = models.PositiveSmallIntegerField(_("priority"), choices=Priority.choices, default=Priority.MEDIUM)
+    status = models.CharField(_("status"), max_length=12, choices=Status.choices, default=Status.NOT_STARTED)
+    due_date = models.DateField(_("due date"), null=True, blank=True)
+    achieved_at = models.DateField(_("achieved on"), null=True, blank=True)
+    order = models.PositiveSmallIntegerField(_("order"), default=0)
+
+    class Meta:
+        ordering = ["plan_id", "order", "id"]
+        verbose_name = _("goal")
+        verbose_name_plural = _("goals")
+
+    def __str__(self) -> str:
+        return self.title
+
+
+class Target(TimeStampedModel):
+    """A measurable target. Progress runs from baseline to target_value, in either direction."""
+
+    goal = models.ForeignKey(Goal, models.CASCADE, related_name="targets", verbose_name=_("goal"))
+    name = models.CharField(_("name"), max_length=200)
+    unit = models.CharField(_("unit"), max_length=50, blank=True)
+    baseline = models.DecimalField(_("baseline"), **VALUE, default=Decimal(0))
+    target_value = models.DecimalField(_("target value"), **VALUE)
+    current_value = models.DecimalField(_("current value"), **VALUE, null=True, blank=True)
+    measured_at = models.DateTimeField(_("measured at"), null=True, blank=True)
+    due_date = models.DateField(_("due date"), null=True, blank=True)
+    usage_metric = models.SlugField(
+        _("usage metric"),
+        max_length=50,
+        blank=True,
+        help_text=_("When set, the current value follows this usage metric's latest value."),
+    )
+
+    class Meta:
+        ordering = ["goal_id", "id"]
+        verbose_name = _("target")
+        verbose_name_plural = _("targets")
+        constraints = [
+            models.CheckConstraint(
+                condition=~Q(target_value=F("baseline")),
+                name="target_target_differs_from_baseline",
+                violation_error_message=_("The target value must differ from the baseline."),
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def progress(self) -> Decimal | None:
+        """Share of the way from baseline to target, clamped to 0..1; None before any measurement."""
+        if self.current_value is None:
+            return None
+        share = (self.current_value - self.baseline) / (self.target_value - self.baseline)
+        return min(max(share, Decimal(0)), Decimal(1))
+
+
+class Initiative(TimeStampedModel):
+    class Status(models.TextChoices):
+        PLANNED = "planned", _("Planned")
+        IN_PROGRESS = "in_progress", _("In progress")
+        DONE = "done", _("Done")
+        BLOCKED = "blocked", _("Blocked")
+
+    goal = models.ForeignKey(Goal, models.CASCADE, related_name="initiatives", verbose_name=_("goal"))
+    title = models.CharField(_("title"), max_length=200)
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="initiatives",
+        verbose_name=_("owner"),
+    )
+    status = models.CharField(_("status"), max_length=12, choices=Status.choices, default=Status.PLANNED)
+    due_date = models.DateField(_("due date"), null=True, blank=True, db_index=True)
+    completed_at = models.DateTimeField(_("completed at"), null=True, blank=True)
+
+    class Meta:
+        ordering = ["goal_id", "due_date", "id"]
+        verbose_name = _("initiative")
+        verbose_name_plural = _("initiatives")
+
+    def __str__(self) -> str:
+        return self.title
