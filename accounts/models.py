@@ -4,6 +4,7 @@ import hashlib
 from decimal import Decimal
 
 from django.conf import settings
+from django.core.validators import MinValueValidator
 from django.db import models
 from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
@@ -78,6 +79,7 @@ class Tier(TimeStampedModel):
         **MONEY,
         null=True,
         blank=True,
+        validators=[MinValueValidator(Decimal(0))],
         help_text=_("An account qualifies when its ARR is at least this. Empty: no minimum."),
     )
     renewal_alert_days = models.PositiveIntegerField(_("renewal alert (days)"), default=90)
@@ -251,7 +253,7 @@ class Subscription(SyncedModel):
 
     account = models.ForeignKey(Account, models.CASCADE, related_name="subscriptions", verbose_name=_("account"))
     product = models.CharField(_("product"), max_length=100)
-    mrr = models.DecimalField(_("MRR"), **MONEY)
+    mrr = models.DecimalField(_("MRR"), **MONEY, validators=[MinValueValidator(Decimal(0))])
     quantity = models.PositiveIntegerField(_("quantity"), default=1)
     start_date = models.DateField(_("start date"))
     end_date = models.DateField(

@@ -17,3 +17,13 @@ def admin_user(db):
 def admin_client(client, admin_user):
     client.force_login(admin_user)
     return client
+
+
+@pytest.fixture(autouse=True, scope="session")
+def celery_eager():
+    """Tasks run in-process in tests, even when a broker is configured; worker tests opt out."""
+    from csm.celery import app
+
+    app.conf.task_always_eager = True
+    app.conf.task_eager_propagates = True
+    yield

@@ -1,0 +1,231 @@
+"""Services keep the denormalised fields and the tier history right."""
+
+import datetime
+from decimal import Decimal
+
+import pytest
+from django.core.exceptions import ValidationError
+from django.utils import timezone
+
+from accounts.models import Account, PartnerKey, Subscription, TierAssignment, Touch
+from accounts.services import (
+    account_create,
+    account_mrr_refresh,
+    account_update,
+    contact_save,
+    partner_key_create,
+    partner_key_revoke,
+    soft_delete,
+    subscription_add,
+    subscription_change_price,
+    subscription_end,
+    tier_assign,
+    touch_log,
+    touch_update,
+)
+from tests import factories
+from tests.factories import default_tier
+
+pytestmark = pytest.mark.django_db
+
+D = datetime.date
+
+
+def days_ago(n: int) -> datetime.datetime:
+    return timezone.now() - datetime.timedelta(days=n)
+
+
+class TestTouchLog:
+    def test_keeps_last_touch_at_at_the_latest_touch(self, csm):
+        account = factories.AccountFactory(owner=csm)
+        recent = touch_log(account=account, csm=csm, kind="call", occurred_at=days_ago(2), subject="Call")
+        account.refresh_from_db()
+        assert account.last_touch_at == recent.occurred_at
+        # Logging an older touch afterwards does not move it back.
+        touch_log(account=account, csm=csm, kind="email", occurred_at=days_ago(20), subject="Old email")
+        account.refresh_from_db()
+        assert account.last_touch_at == recent.occurred_at
+
+    def test_editing_and_deleting_touches_recompute_last_touch(self, csm):
+        account = factories.AccountFactory(owner=csm)
+        older = touch_log(account=account, csm=csm, kind="call", occurred_at=days_ago(10), subject="A")
+        newer = touch_log(account=account, csm=csm, kind="call", occurred_at=days_ago(1), subject="B")
+        touch_update(touch=newer, data={"occurred_at": days_ago(30)})
+        account.refresh_from_db()
+        assert account.last_touch_at == older.occurred_at
+        soft_delete(instance=older)
+        account.refresh_from_db()
+        assert account.last_touch_at == newer.occurred_at
+        soft_delete(instance=Touch.objects.get(pk=newer.pk))
+        account.refresh_from_db()
+        assert account.last_touch_at is None
+
+    def test_moving_a_touch_fixes_both_accounts(self, csm):
+        first, second = factories.AccountFactory.create_batch(2, owner=csm)
+        touch = touch_log(account=first, csm=csm, kind="call", occurred_at=days_ago(1), subject="Call")
+        touch_update(touch=touch, data={"account": second})
+        first.refresh_from_db()
+        second.refresh_from_db()
+        assert first.last_touch_at is None
+        assert second.last_touch_at == touch.occurred_at
+
+    def test_rejects_contacts_of_another_account_and_writes_nothing(self, csm):
+        account = factories.AccountFactory(owner=csm)
+        stranger = factories.ContactFactory(name="Someone Else")
+        with pytest.raises(ValidationError, match="Not contacts of this account: Someone Else"):
+            touch_log(account=account, csm=csm, kind="call", occurred_at=days_ago(1), subject="x", contacts=[stranger])
+        assert not Touch.objects.exists()
+        account.refresh_from_db()
+        assert account.last_touch_at is None
+
+    def test_rejects_future_touches_and_bad_sentiment(self, csm):
+        account = factories.AccountFactory(owner=csm)
+        with pytest.raises(ValidationError, match="cannot be logged in the future"):
+            touch_log(
+                account=account, kind="call", occurred_at=timezone.now() + datetime.timedelta(days=2), subject="x"
+            )
+        with pytest.raises(ValidationError) as error:
+            touch_log(account=account, kind="call", occurred_at=days_ago(1), subject="x", sentiment=3)
+        assert "sentiment" in error.value.message_dict
+        with pytest.raises(ValidationError) as error:
+            touch_log(account=account, kind="telepathy", occurred_at=days_ago(1), subject="x")
+        assert "kind" in error.value.message_dict
+        assert not Touch.objects.exists()
+
+
+class TestSubscriptions:
+    def test_add_end_and_price_change_keep_account_mrr(self):
+        today = timezone.localdate()
+        account = factories.AccountFactory()
+        line = subscription_add(account=account, product="Platform", mrr=Decimal("1000.00"), start_date=D(2024, 1, 1))
+        subscription_add(
+            account=account, product="Seats", mrr=Decimal("200.00"), start_date=today + datetime.timedelta(days=10)
+        )
+        account.refresh_from_db()
+        assert account.mrr == Decimal("1000.00")  # the future line does not count yet
+
+        yesterday = today - datetime.timedelta(days=1)
+        new_line = subscription_change_price(subscription=line, mrr=Decimal("1250.00"), on=yesterday)
+        account.refresh_from_db()
+        assert account.mrr == Decimal("1250.00")
+        line.refresh_from_db()
+        assert line.end_date == yesterday
+        assert (new_line.start_date, new_line.end_date, new_line.product) == (yesterday, None, "Platform")
+
+        subscription_end(subscription=new_line, end_date=today)
+        account.refresh_from_db()
+        assert account.mrr == Decimal("0.00")
+
+    def test_invalid_line_is_rejected_and_nothing_changes(self):
+        account = factories.AccountFactory()
+        with pytest.raises(ValidationError, match="The end date must be after the start date"):
+            subscription_add(
+                account=account, product="Platform", mrr=Decimal(10), start_date=D(2026, 2, 1), end_date=D(2026, 1, 1)
+            )
+        with pytest.raises(ValidationError) as error:
+            subscription_add(account=account, product="Platform", mrr=Decimal(-10), start_date=D(2026, 2, 1))
+        assert "mrr" in error.value.message_dict
+        assert not Subscription.objects.exists()
+
+    def test_price_change_must_fall_inside_the_line(self):
+        line = factories.SubscriptionFactory(start_date=D(2026, 1, 1), end_date=D(2026, 6, 1))
+        with pytest.raises(ValidationError, match="after the line's start date"):
+            subscription_change_price(subscription=line, mrr=Decimal(1), on=D(2026, 1, 1))
+        with pytest.raises(ValidationError, match="before the line's end date"):
+            subscription_change_price(subscription=line, mrr=Decimal(1), on=D(2026, 6, 1))
+        assert Subscription.objects.count() == 1
+
+    def test_soft_deleting_a_line_drops_it_from_mrr(self):
+        account = factories.AccountFactory()
+        line = subscription_add(account=account, product="Platform", mrr=Decimal("80.00"), start_date=D(2025, 1, 1))
+        soft_delete(instance=line)
+        account.refresh_from_db()
+        assert account.mrr == Decimal("0.00")
+        assert Subscription.objects.deleted().count() == 1
+
+    def test_refresh_touches_only_accounts_whose_mrr_changed(self):
+        stale, fresh = factories.AccountFactory.create_batch(2)
+        factories.SubscriptionFactory(account=stale, mrr=Decimal("10.00"), start_date=D(2025, 1, 1))
+        Account.objects.filter(pk=fresh.pk).update(updated_at=timezone.now() - datetime.timedelta(days=1))
+        fresh.refresh_from_db()
+        assert account_mrr_refresh() == 1
+        untouched = Account.objects.get(pk=fresh.pk)
+        assert untouched.updated_at == fresh.updated_at
+        assert Account.objects.get(pk=stale.pk).mrr == Decimal("10.00")
+
+
+class TestTiers:
+    def test_tier_changes_close_the_previous_assignment(self, admin_user):
+        low, high = default_tier("low-touch"), default_tier("high-touch")
+        account = account_create(name="Acme", external_id="acme-001", tier=low, changed_by=admin_user)
+        first = account.tier_assignments.get()
+        assert (first.tier, first.source, first.ended_at, first.assigned_by) == (low, "manual", None, admin_user)
+
+        account_update(account=account, data={"tier": high}, changed_by=admin_user)
+        history = list(TierAssignment.objects.filter(account=account).order_by("started_at"))
+        assert [h.tier for h in history] == [low, high]
+        assert history[0].ended_at == history[1].started_at
+        assert history[1].ended_at is None
+        account.refresh_from_db()
+        assert account.tier == high
+
+    def test_assigning_the_current_tier_is_a_no_op(self):
+        account = account_create(name="Acme", tier=default_tier())
+        tier_assign(account=account, tier=default_tier(), source="rule", reason="again")
+        assert account.tier_assignments.count() == 1
+
+    def test_history_has_no_overlaps(self):
+        account = account_create(name="Acme", tier=default_tier("tech-touch"))
+        start = account.tier_assignments.get().started_at
+        for days, slug in [(10, "low-touch"), (20, "high-touch"), (30, "low-touch"), (40, "tech-touch")]:
+            tier_assign(
+                account=account, tier=default_tier(slug), source="rule", at=start + datetime.timedelta(days=days)
+            )
+        periods = list(account.tier_assignments.order_by("started_at").values_list("started_at", "ended_at"))
+        assert len(periods) == 5
+        for (_, end), (next_start, _) in zip(periods, periods[1:], strict=False):
+            assert end == next_start
+        assert periods[-1][1] is None
+
+    def test_change_cannot_predate_the_current_tier(self):
+        account = account_create(name="Acme", tier=default_tier())
+        started = account.tier_assignments.get().started_at
+        with pytest.raises(ValidationError, match="cannot take effect before"):
+            tier_assign(
+                account=account, tier=default_tier("high-touch"), source="manual", at=started - datetime.timedelta(1)
+            )
+        assert account.tier_assignments.count() == 1
+
+    def test_removing_the_tier_closes_the_history(self):
+        account = account_create(name="Acme", tier=default_tier())
+        account_update(account=account, data={"tier": None})
+        assert account.tier_assignments.get().ended_at is not None
+
+    def test_invalid_account_is_rejected(self):
+        with pytest.raises(ValidationError) as error:
+            account_create(name="", tier=default_tier())
+        assert "name" in error.value.message_dict
+        assert not Account.objects.exists()
+        assert not TierAssignment.objects.exists()
+
+
+def test_making_a_contact_primary_demotes_the_previous_one():
+    account = factories.AccountFactory()
+    first = factories.ContactFactory(account=account, is_primary=True)
+    second = factories.ContactFactory.build(account=account, is_primary=True, email="second@example.com")
+    contact_save(contact=second)
+    first.refresh_from_db()
+    assert not first.is_primary
+    assert second.is_primary
+
+
+def test_partner_keys_are_stored_hashed_and_revocable():
+    partner = factories.PartnerFactory()
+    key, raw = partner_key_create(partner=partner, name="billing sync")
+    stored = PartnerKey.objects.get(pk=key.pk)
+    assert raw not in (stored.key_hash, stored.prefix, stored.name)
+    assert stored.key_hash == PartnerKey.hash_key(raw)
+    assert raw.startswith("csm_") and raw[4:12] == stored.prefix
+    assert stored.is_usable
+    partner_key_revoke(key=stored)
+    assert not PartnerKey.objects.get(pk=key.pk).is_usable
