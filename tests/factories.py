@@ -266,9 +266,7 @@ class HealthSnapshotFactory(factory.django.DjangoModelFactory):
     score = Decimal("72.5")
     band = "green"
     model_version = factory.LazyFunction(active_health_model)
-    components = factory.LazyFunction(
-        lambda: [{"kind": "engagement", "raw": 0.5, "score": 100.0, "weight": 0.5}]
-    )
+    components = factory.LazyFunction(lambda: [{"kind": "engagement", "raw": 0.5, "score": 100.0, "weight": 0.5}])
 
 
 class RevenueMonthFactory(factory.django.DjangoModelFactory):
