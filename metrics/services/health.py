@@ -1,0 +1,376 @@
+"""Health scores: components measured as of a date, mapped to 0–100, weighted, banded.
+
+A component's raw measure x scores 100 * clamp((x - bad) / (good - bad), 0, 1); components without
+data are left out and the others' weights renormalised. Snapshots are made for accounts with MRR > 0
+on the date, one per (account, date): recomputing a day replaces it.
+
+The work is set-based: one query reads every account's raw measures (correlated subqueries that
+each walk an index), two read success-plan progress, then snapshots are upserted in batches.
+"""
+
+import datetime
+import json
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
+from decimal import ROUND_HALF_UP, Decimal
+
+from django.db import connection, transaction
+from django.db.models import (
+    Avg,
+    Count,
+    DecimalField,
+    F,
+    FloatField,
+    OuterRef,
+    Q,
+    Subquery,
+    Sum,
+    Value,
+)
+from django.db.models.functions import Coalesce
+from django.utils import timezone
+
+from accounts.models import Account, Touch
+from accounts.selectors import account_mrr_on_expression
+from metrics.models import HealthBand, HealthComponent, HealthModel, HealthSnapshot, UsageRecord
+from success_plans.models import Initiative, SuccessPlan, Target
+
+Kind = HealthComponent.Kind
+ONE_DAY = datetime.timedelta(days=1)
+TREND_DAYS = 30
+SENTIMENT_DAYS = 90
+OVERDUE_INITIATIVE_PENALTY = Decimal("0.1")
+RAW_PLACES = Decimal("0.000001")
+SCORE_PLACES = Decimal("0.1")
+UPSERT_BATCH_SIZE = 20_000
+VALUE = DecimalField(max_digits=18, decimal_places=4)
+
+
+class NoActiveHealthModel(Exception):
+    """No health model is marked active, so no score can be computed."""
+
+
+def account_scope(account_ids: Iterable[int] | None = None, id_range: tuple[int, int] | None = None) -> Q:
+    """The accounts a computation covers: given ids, an id range [low, high), or all."""
+    scope = Q()
+    if account_ids is not None:
+        scope &= Q(pk__in=list(account_ids))
+    if id_range is not None:
+        scope &= Q(pk__gte=id_range[0], pk__lt=id_range[1])
+    return scope
+
+
+def day_bounds(on: datetime.date) -> tuple[datetime.datetime, datetime.datetime]:
+    """[start, end) of a calendar day in the deployment's time zone."""
+    start = timezone.make_aware(datetime.datetime.combine(on, datetime.time.min))
+    return start, timezone.make_aware(datetime.datetime.combine(on + ONE_DAY, datetime.time.min))
+
+
+def active_health_model() -> HealthModel:
+    model = HealthModel.objects.filter(is_active=True).prefetch_related("components").first()
+    if model is None:
+        raise NoActiveHealthModel("No health model is active; activate one in the admin.")
+    return model
+
+
+# --- the maths ----------------------------------------------------------------------------------
+
+
+def component_score(*, raw: Decimal, bad: Decimal, good: Decimal) -> Decimal:
+    """Map a raw measure to 0–100; bad > good inverts the scale (e.g. days overdue)."""
+    share = (raw - bad) / (good - bad)
+    return Decimal(100) * min(max(share, Decimal(0)), Decimal(1))
+
+
+def band_for(*, score: Decimal, model: HealthModel) -> str:
+    if score < model.yellow_from:
+        return HealthBand.RED
+    if score < model.green_from:
+        return HealthBand.YELLOW
+    return HealthBand.GREEN
+
+
+@dataclass(frozen=True)
+class Score:
+    score: Decimal
+    band: str
+    components: list[dict]
+
+
+def combine(*, model: HealthModel, raw_values: dict[int, Decimal | None]) -> Score | None:
+    """Weighted mean of the components that have data; None when none has (no snapshot that day).
+
+    `raw_values` maps a component's id to its raw measure (None: no data).
+    """
+    components = list(model.components.all())
+    measured = [(c, raw_values.get(c.pk)) for c in components]
+    total_weight = sum((c.weight for c, raw in measured if raw is not None), Decimal(0))
+    if total_weight <= 0:
+        return None
+    weighted = Decimal(0)
+    explained = []
+    for component, raw in measured:
+        entry = {
+            "kind": component.kind,
+            "label": str(component.get_kind_display()),
+            "metric": component.metric,
+            "per_metric": component.per_metric,
+            "bad": float(component.bad),
+            "good": float(component.good),
+            "raw": None,
+            "score": None,
+            "weight": 0.0,
+        }
+        if raw is not None:
+            score = component_score(raw=raw, bad=component.bad, good=component.good)
+            weight = component.weight / total_weight
+            weighted += score * weight
+            entry.update(
+                raw=float(raw.quantize(RAW_PLACES)),
+                score=float(score.quantize(SCORE_PLACES, ROUND_HALF_UP)),
+                weight=float(weight.quantize(RAW_PLACES)),
+            )
+        explained.append(entry)
+    overall = weighted.quantize(SCORE_PLACES, ROUND_HALF_UP)
+    return Score(score=overall, band=band_for(score=overall, model=model), components=explained)
+
+
+# --- measuring ----------------------------------------------------------------------------------
+
+
+def _decimal(value) -> Decimal | None:
+    if value is None:
+        return None
+    return value if isinstance(value, Decimal) else Decimal(str(value))
+
+
+def _usage_sum(metric: str, first: datetime.date, last: datetime.date) -> Subquery:
+    rows = (
+        UsageRecord.objects.filter(account=OuterRef("pk"), metric=metric, date__gte=first, date__lte=last)
+        .order_by()
+        .values("account")
+        .annotate(total=Sum("value"))
+        .values("total")
+    )
+    return Subquery(rows, output_field=VALUE)
+
+
+def _usage_latest(metric: str, on: datetime.date) -> Subquery:
+    rows = UsageRecord.objects.filter(account=OuterRef("pk"), metric=metric, date__lte=on).order_by("-date")
+    return Subquery(rows.values("value")[:1], output_field=VALUE)
+
+
+def _measure_annotations(model: HealthModel, on: datetime.date) -> dict:
+    """One annotation per raw input the model's components need."""
+    _, day_end = day_bounds(on)
+    touches = Touch.objects.alive().filter(account=OuterRef("pk"), occurred_at__lt=day_end).order_by()
+    annotations = {
+        "mrr_on": account_mrr_on_expression(on),
+        "cadence": F("tier__touch_cadence_days"),
+        "last_touch": Subquery(touches.order_by("-occurred_at").values("occurred_at")[:1]),
+    }
+    kinds = {c.kind for c in model.components.all()}
+    if Kind.SENTIMENT in kinds:
+        recent = touches.filter(
+            occurred_at__gte=day_end - datetime.timedelta(days=SENTIMENT_DAYS), sentiment__isnull=False
+        )
+        annotations["sentiment"] = Subquery(
+            recent.values("account").annotate(mean=Avg("sentiment")).values("mean"), output_field=FloatField()
+        )
+    for component in model.components.all():
+        if component.kind == Kind.USAGE_TREND and component.metric:
+            recent_first = on - datetime.timedelta(days=TREND_DAYS - 1)
+            prior_first = recent_first - datetime.timedelta(days=TREND_DAYS)
+            annotations[f"trend_recent_{component.pk}"] = _usage_sum(component.metric, recent_first, on)
+            annotations[f"trend_prior_{component.pk}"] = _usage_sum(
+                component.metric, prior_first, recent_first - ONE_DAY
+            )
+        elif component.kind == Kind.USAGE_LEVEL and component.metric:
+            annotations[f"level_{component.pk}"] = _usage_latest(component.metric, on)
+            if component.per_metric:
+                annotations[f"level_per_{component.pk}"] = _usage_latest(component.per_metric, on)
+    return annotations
+
+
+def plan_progress_by_account(*, scope: Q, on: datetime.date) -> dict[int, Decimal]:
+    """Mean target progress over each account's active plans, less 0.1 per overdue initiative, >= 0.
+
+    Accounts with no target on an active plan have no entry (no data). Plans have no history, so a
+    past date uses their current state.
+    """
+    accounts = Account.objects.filter(scope).values("pk")
+    active_plans = SuccessPlan.objects.alive().filter(status=SuccessPlan.Status.ACTIVE, account__in=accounts)
+    progress: dict[int, list[Decimal]] = defaultdict(list)
+    targets = Target.objects.filter(goal__plan__in=active_plans).values_list(
+        "goal__plan__account_id", "baseline", "target_value", "current_value"
+    )
+    for account_id, baseline, target_value, current in targets:
+        current = baseline if current is None else current
+        share = (current - baseline) / (target_value - baseline)
+        progress[account_id].append(min(max(share, Decimal(0)), Decimal(1)))
+    overdue = dict(
+        Initiative.objects.filter(goal__plan__in=active_plans, due_date__lt=on)
+        .exclude(status=Initiative.Status.DONE)
+        .values_list("goal__plan__account_id")
+        .annotate(n=Count("pk"))
+        .order_by()
+    )
+    result = {}
+    for account_id, shares in progress.items():
+        mean = sum(shares, Decimal(0)) / len(shares)
+        result[account_id] = max(mean - OVERDUE_INITIATIVE_PENALTY * overdue.get(account_id, 0), Decimal(0))
+    return result
+
+
+def _raw_values(
+    model: HealthModel, row: dict, on: datetime.date, plan_progress: dict[int, Decimal]
+) -> dict[int, Decimal | None]:
+    values: dict[int, Decimal | None] = {}
+    for component in model.components.all():
+        raw = None
+        if component.kind == Kind.USAGE_TREND:
+            recent = _decimal(row.get(f"trend_recent_{component.pk}")) or Decimal(0)
+            prior = _decimal(row.get(f"trend_prior_{component.pk}"))
+            if prior:
+                raw = recent / prior
+        elif component.kind == Kind.USAGE_LEVEL:
+            raw = _decimal(row.get(f"level_{component.pk}"))
+            if raw is not None and component.per_metric:
+                divisor = _decimal(row.get(f"level_per_{component.pk}"))
+                raw = raw / divisor if divisor else None
+        elif component.kind == Kind.ENGAGEMENT:
+            since = timezone.localtime(row["last_touch"]).date() if row["last_touch"] else row["customer_since"]
+            if since is not None and row["cadence"]:
+                raw = Decimal((on - since).days) / Decimal(row["cadence"])
+        elif component.kind == Kind.SENTIMENT:
+            raw = _decimal(row.get("sentiment"))
+        elif component.kind == Kind.PLAN_PROGRESS:
+            raw = plan_progress.get(row["pk"])
+        elif component.kind == Kind.RENEWAL_PROXIMITY:
+            renewal = row["renewal_date"]
+            if renewal is not None and renewal >= on:
+                raw = Decimal((renewal - on).days)
+        values[component.pk] = raw
+    return values
+
+
+def health_scores_on(*, on: datetime.date, scope: Q, model: HealthModel) -> dict[int, Score]:
+    """Compute (without saving) the score of every active account in `scope` on `on`."""
+    annotations = _measure_annotations(model, on)
+    rows = (
+        Account.objects.alive()
+        .filter(scope)
+        .annotate(**annotations)
+        .filter(mrr_on__gt=0)
+        .values("pk", "customer_since", "renewal_date", *annotations)
+        .order_by()
+    )
+    needs_plans = any(c.kind == Kind.PLAN_PROGRESS for c in model.components.all())
+    plan_progress = plan_progress_by_account(scope=scope, on=on) if needs_plans else {}
+    scores = {}
+    for row in rows:
+        score = combine(model=model, raw_values=_raw_values(model, row, on, plan_progress))
+        if score is not None:
+            scores[row["pk"]] = score
+    return scores
+
+
+# --- writing ------------------------------------------------------------------------------------
+
+
+@transaction.atomic
+def health_recompute(
+    *,
+    on: datetime.date | None = None,
+    account_ids: Iterable[int] | None = None,
+    id_range: tuple[int, int] | None = None,
+) -> int:
+    """Replace the snapshots of `on` (default today) for the accounts in scope; returns how many were written.
+
+    Idempotent: rerunning a day gives the same snapshots, and accounts that no longer qualify lose
+    that day's snapshot. Account.health_score / health_band then follow each account's latest snapshot.
+    """
+    on = on or timezone.localdate()
+    scope = account_scope(account_ids, id_range)
+    model = active_health_model()
+    scores = health_scores_on(on=on, scope=scope, model=model)
+    stamp = timezone.now()
+    rows = [
+        {"account_id": account_id, "score": str(score.score), "band": score.band, "components": score.components}
+        for account_id, score in scores.items()
+    ]
+    for first in range(0, len(rows), UPSERT_BATCH_SIZE):
+        _upsert_snapshots(rows[first : first + UPSERT_BATCH_SIZE], on=on, model=model, stamp=stamp)
+    # Whatever this run did not write for that day is stale.
+    HealthSnapshot.objects.filter(date=on, updated_at__lt=stamp, account__in=Account.objects.filter(scope)).delete()
+    account_health_refresh(scope=scope)
+    return len(rows)
+
+
+_UPSERT_SQL = {
+    # The rows travel as one JSON document, so one statement writes a whole batch on either database.
+    "postgresql": """
+        INSERT INTO {table} (account_id, date, score, band, model_version_id, components, created_at, updated_at)
+        SELECT r.account_id, %s, r.score, r.band, %s, r.components, %s, %s
+        FROM jsonb_to_recordset(%s::jsonb) AS r(account_id bigint, score numeric, band text, components jsonb)
+        ON CONFLICT (account_id, date) DO UPDATE SET score = EXCLUDED.score, band = EXCLUDED.band,
+            model_version_id = EXCLUDED.model_version_id, components = EXCLUDED.components,
+            updated_at = EXCLUDED.updated_at
+    """,
+    "sqlite": """
+        INSERT INTO {table} (account_id, date, score, band, model_version_id, components, created_at, updated_at)
+        SELECT json_extract(value, '$.account_id'), %s, json_extract(value, '$.score'),
+            json_extract(value, '$.band'), %s, json_extract(value, '$.components'), %s, %s
+        FROM json_each(%s) WHERE true
+        ON CONFLICT (account_id, date) DO UPDATE SET score = excluded.score, band = excluded.band,
+            model_version_id = excluded.model_version_id, components = excluded.components,
+            updated_at = excluded.updated_at
+    """,
+}
+
+
+def _upsert_snapshots(rows: list[dict], *, on: datetime.date, model: HealthModel, stamp: datetime.datetime) -> None:
+    if not rows:
+        return
+    sql = _UPSERT_SQL[connection.vendor].format(table=HealthSnapshot._meta.db_table)
+    ops = connection.ops
+    moment = ops.adapt_datetimefield_value(stamp)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [ops.adapt_datefield_value(on), model.pk, moment, moment, json.dumps(rows)])
+
+
+def account_health_refresh(*, scope: Q) -> int:
+    """Copy each account's latest snapshot into Account.health_score / health_band (one UPDATE)."""
+    latest = HealthSnapshot.objects.filter(account=OuterRef("pk")).order_by("-date")
+    score = Subquery(latest.values("score")[:1], output_field=DecimalField(max_digits=4, decimal_places=1))
+    band = Coalesce(Subquery(latest.values("band")[:1]), Value(""))
+    changed = (
+        ~Q(health_band=F("new_band"))
+        | Q(health_score__isnull=True, new_score__isnull=False)
+        | Q(health_score__isnull=False, new_score__isnull=True)
+        | ~Q(health_score=F("new_score"))
+    )
+    return (
+        Account.objects.filter(scope)
+        .annotate(new_score=score, new_band=band)
+        .filter(changed)
+        .update(health_score=score, health_band=band, updated_at=timezone.now())
+    )
+
+
+def health_recompute_range(
+    *, first: datetime.date, last: datetime.date, account_ids: Iterable[int] | None = None, progress=None
+) -> int:
+    """Backfill every day from `first` to `last` inclusive; returns the snapshots written."""
+    if last < first:
+        raise ValueError("The range ends before it starts.")
+    account_ids = None if account_ids is None else list(account_ids)
+    written = 0
+    day = first
+    while day <= last:
+        written += health_recompute(on=day, account_ids=account_ids)
+        if progress is not None:
+            progress(day)
+        day += ONE_DAY
+    return written

@@ -1,0 +1,230 @@
+"""Health scores against hand-computed cases (SPEC 3, metrics/)."""
+
+import datetime
+from decimal import Decimal
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from accounts.models import Account, Subscription
+from metrics.models import HealthComponent, HealthModel, HealthSnapshot, UsageRecord
+from metrics.services.health import band_for, component_score, health_recompute, health_recompute_range
+from success_plans.models import Initiative
+from tests import factories
+
+pytestmark = pytest.mark.django_db
+
+D = datetime.date
+ON = D(2026, 6, 30)
+
+
+def at(day: datetime.date, hour: int = 10) -> datetime.datetime:
+    return datetime.datetime(day.year, day.month, day.day, hour, tzinfo=datetime.UTC)
+
+
+def usage(account, metric, first, last, value):
+    day, rows = first, []
+    while day <= last:
+        rows.append(UsageRecord(account=account, metric=metric, date=day, value=Decimal(value)))
+        day += datetime.timedelta(days=1)
+    UsageRecord.objects.bulk_create(rows)
+
+
+@pytest.fixture
+def account():
+    account = factories.AccountFactory(customer_since=D(2025, 1, 1), renewal_date=None)
+    factories.SubscriptionFactory(account=account, start_date=D(2025, 1, 1))
+    factories.TouchFactory(account=account, occurred_at=at(D(2026, 5, 1)), sentiment=1)
+    factories.TouchFactory(account=account, occurred_at=at(D(2026, 4, 15)), sentiment=-1)
+    factories.TouchFactory(account=account, occurred_at=at(D(2026, 3, 1)), sentiment=-1)  # outside 90 days
+    return account
+
+
+def explained(snapshot) -> dict[str, dict]:
+    return {c["kind"]: c for c in snapshot.components}
+
+
+class TestComponentMaths:
+    @pytest.mark.parametrize(
+        ("raw", "bad", "good", "expected"),
+        [
+            ("0.8", "0.6", "1.0", "50"),
+            ("1.2", "0.6", "1.0", "100"),  # clamped above
+            ("0.1", "0.6", "1.0", "0"),  # clamped below
+            ("1.5", "2", "1", "50"),  # inverted: bad > good
+            ("2.5", "2", "1", "0"),
+            ("0.5", "2", "1", "100"),
+            ("90", "30", "180", "40"),
+        ],
+    )
+    def test_maps_raw_values_to_0_100(self, raw, bad, good, expected):
+        score = component_score(raw=Decimal(raw), bad=Decimal(bad), good=Decimal(good))
+        assert score == Decimal(expected)
+
+    @pytest.mark.parametrize(
+        ("score", "band"),
+        [("0", "red"), ("39.9", "red"), ("40.0", "yellow"), ("69.9", "yellow"), ("70.0", "green"), ("100", "green")],
+    )
+    def test_band_edges(self, score, band):
+        model = HealthModel.objects.get(is_active=True)
+        assert band_for(score=Decimal(score), model=model) == band
+
+
+def test_every_component_on_a_hand_computed_account(account):
+    # Usage trend: 30 days at 10 against 30 days at 12.5 -> 300 / 375 = 0.8 -> 50.
+    usage(account, "active_users", ON - datetime.timedelta(days=59), ON - datetime.timedelta(days=30), "12.5")
+    usage(account, "active_users", ON - datetime.timedelta(days=29), ON, "10")
+    # Usage level: 10 active users of 20 seats = 0.5 -> 50.
+    usage(account, "seats_licensed", ON - datetime.timedelta(days=5), ON, "20")
+    # Plan progress: targets at 0.5 and 0.25 (a target that goes down) -> 0.375, one overdue initiative
+    # -> 0.275 -> 12.5.
+    plan = factories.SuccessPlanFactory(account=account)
+    goal = factories.GoalFactory(plan=plan)
+    factories.TargetFactory(goal=goal, baseline=10, target_value=110, current_value=60)
+    factories.TargetFactory(goal=goal, baseline=30, target_value=10, current_value=25)
+    factories.InitiativeFactory(goal=goal, due_date=D(2026, 6, 1), status=Initiative.Status.IN_PROGRESS)
+    factories.InitiativeFactory(goal=goal, due_date=D(2026, 6, 1), status=Initiative.Status.DONE)
+    factories.InitiativeFactory(goal=goal, due_date=D(2026, 7, 1), status=Initiative.Status.PLANNED)
+    # Renewal in 90 days -> (90 - 30) / 150 = 40.
+    Account.objects.filter(pk=account.pk).update(renewal_date=ON + datetime.timedelta(days=90))
+
+    assert health_recompute(on=ON) == 1
+    snapshot = HealthSnapshot.objects.get(account=account, date=ON)
+    parts = explained(snapshot)
+    assert parts["usage_trend"]["raw"] == 0.8 and parts["usage_trend"]["score"] == 50.0
+    assert parts["usage_level"]["raw"] == 0.5 and parts["usage_level"]["score"] == 50.0
+    # Engagement: last touch 1 May, 60 days before 30 June, low-touch cadence 45 -> 1.333333 -> 66.7.
+    assert parts["engagement"]["raw"] == 1.333333 and parts["engagement"]["score"] == 66.7
+    # Sentiment: +1 and -1 within 90 days (1 March is outside) -> 0 -> 50.
+    assert parts["sentiment"]["raw"] == 0.0 and parts["sentiment"]["score"] == 50.0
+    assert parts["plan_progress"]["raw"] == 0.275 and parts["plan_progress"]["score"] == 12.5
+    assert parts["renewal_proximity"]["raw"] == 90.0 and parts["renewal_proximity"]["score"] == 40.0
+    # (25*50 + 20*50 + 20*66.667 + 15*50 + 10*12.5 + 10*40) / 100 = 48.583 -> 48.6, yellow.
+    assert snapshot.score == Decimal("48.6")
+    assert snapshot.band == "yellow"
+    assert snapshot.model_version.is_active
+    assert sum(c["weight"] for c in snapshot.components) == pytest.approx(1.0)
+    account.refresh_from_db()
+    assert (account.health_score, account.health_band) == (Decimal("48.6"), "yellow")
+
+
+def test_missing_components_renormalise_the_weights(account):
+    # Only engagement (66.667, weight 20) and sentiment (50, weight 15) have data.
+    health_recompute(on=ON)
+    snapshot = HealthSnapshot.objects.get(account=account, date=ON)
+    parts = explained(snapshot)
+    assert {k for k, c in parts.items() if c["raw"] is not None} == {"engagement", "sentiment"}
+    assert parts["usage_trend"]["weight"] == 0.0 and parts["usage_trend"]["score"] is None
+    assert parts["engagement"]["weight"] == pytest.approx(20 / 35, abs=1e-6)
+    # (20 * 66.667 + 15 * 50) / 35 = 59.52 -> 59.5
+    assert snapshot.score == Decimal("59.5")
+    assert snapshot.band == "yellow"
+
+
+def test_usage_trend_has_no_data_when_the_earlier_window_is_empty(account):
+    usage(account, "active_users", ON - datetime.timedelta(days=29), ON, "10")
+    health_recompute(on=ON)
+    parts = explained(HealthSnapshot.objects.get(account=account))
+    assert parts["usage_trend"]["raw"] is None
+    assert parts["usage_level"]["raw"] is None  # no seats_licensed to divide by
+
+
+def test_never_touched_account_counts_engagement_from_customer_since():
+    account = factories.AccountFactory(customer_since=D(2026, 5, 31), tier=factories.default_tier("high-touch"))
+    factories.SubscriptionFactory(account=account, start_date=D(2026, 5, 31))
+    health_recompute(on=ON)
+    parts = explained(HealthSnapshot.objects.get(account=account))
+    # 30 days / cadence 14 = 2.142857 -> beyond bad (2) -> 0; the only component with data.
+    assert parts["engagement"]["raw"] == 2.142857
+    snapshot = HealthSnapshot.objects.get(account=account)
+    assert (snapshot.score, snapshot.band) == (Decimal("0.0"), "red")
+
+
+def test_no_snapshot_without_any_component_or_without_mrr():
+    no_data = factories.AccountFactory(customer_since=None, tier=None)
+    factories.SubscriptionFactory(account=no_data, start_date=D(2025, 1, 1))
+    churned = factories.AccountFactory()
+    factories.SubscriptionFactory(account=churned, start_date=D(2025, 1, 1), end_date=D(2026, 6, 30))
+    assert health_recompute(on=ON) == 0
+    assert not HealthSnapshot.objects.exists()
+
+
+def test_recomputing_a_day_replaces_its_snapshots(account):
+    health_recompute(on=ON)
+    first = HealthSnapshot.objects.get(account=account, date=ON)
+    health_recompute(on=ON)
+    again = HealthSnapshot.objects.get(account=account, date=ON)
+    assert HealthSnapshot.objects.count() == 1
+    assert (again.pk, again.score, again.components) == (first.pk, first.score, first.components)
+    # When the account stops qualifying (its line ends before that day), the day's snapshot goes.
+    Subscription.objects.filter(account=account).update(end_date=ON)
+    assert health_recompute(on=ON) == 0
+    assert not HealthSnapshot.objects.exists()
+    account.refresh_from_db()
+    assert account.health_score is None and account.health_band == ""
+
+
+def test_backfill_builds_history_from_raw_data(account):
+    first, last = D(2026, 6, 1), ON
+    written = health_recompute_range(first=first, last=last)
+    assert written == 30
+    scores = dict(HealthSnapshot.objects.filter(account=account).values_list("date", "score"))
+    assert len(scores) == 30
+    # On 1 June: last touch 1 May = 31 days / 45 -> 0.688889 -> 100; sentiment mean 0 -> 50.
+    # (20 * 100 + 15 * 50) / 35 = 78.57 -> 78.6
+    assert scores[first] == Decimal("78.6")
+    assert scores[ON] == Decimal("59.5")
+    account.refresh_from_db()
+    assert account.health_score == Decimal("59.5")  # follows the latest snapshot
+
+
+def test_backfilling_an_older_day_leaves_the_latest_score_on_the_account(account):
+    health_recompute(on=ON)
+    health_recompute(on=D(2026, 6, 1))
+    account.refresh_from_db()
+    assert account.health_score == Decimal("59.5")
+
+
+def test_a_snapshot_keeps_the_model_version_that_made_it(account):
+    health_recompute(on=ON)
+    old_model = HealthModel.objects.get(is_active=True)
+    HealthModel.objects.update(is_active=False)
+    new_model = factories.HealthModelFactory(is_active=True)
+    factories.HealthComponentFactory(model=new_model, kind=HealthComponent.Kind.SENTIMENT, bad=-1, good=1)
+    health_recompute(on=D(2026, 7, 1))
+    versions = dict(HealthSnapshot.objects.values_list("date", "model_version"))
+    assert versions == {ON: old_model.pk, D(2026, 7, 1): new_model.pk}
+
+
+def make_accounts(n: int) -> None:
+    tier = factories.default_tier()
+    owner = factories.UserFactory()
+    accounts = Account.objects.bulk_create(
+        Account(name=f"Bulk {i}", tier=tier, owner=owner, customer_since=D(2026, 1, 1), renewal_date=D(2026, 9, 1))
+        for i in range(n)
+    )
+    Subscription.objects.bulk_create(
+        Subscription(account=a, product="Platform", mrr=Decimal(100), start_date=D(2026, 1, 1)) for a in accounts
+    )
+    UsageRecord.objects.bulk_create(
+        UsageRecord(account=a, metric=m, date=ON - datetime.timedelta(days=k), value=Decimal(5 + k % 7))
+        for a in accounts
+        for m in ("active_users", "seats_licensed")
+        for k in range(0, 60, 3)
+    )
+
+
+def count_queries() -> int:
+    with CaptureQueriesContext(connection) as queries:
+        health_recompute(on=ON)
+    return len(queries)
+
+
+def test_query_count_does_not_grow_with_the_number_of_accounts():
+    make_accounts(10)
+    small = count_queries()
+    make_accounts(490)
+    large = count_queries()
+    assert HealthSnapshot.objects.filter(date=ON).count() == 500
+    assert small == large
