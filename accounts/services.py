@@ -60,6 +60,15 @@ def account_last_touch_refresh(*, account_ids: Iterable[int]) -> None:
     )
 
 
+def queue_recompute(account_ids: Iterable[int | None]) -> None:
+    """After the transaction commits, bring these accounts' MRR, tier, health and alerts up to date."""
+    from metrics.tasks import recompute_accounts  # the tasks build on these services
+
+    ids = sorted({pk for pk in account_ids if pk is not None})
+    if ids:
+        recompute_accounts.delay_on_commit(ids)
+
+
 def _previous_account_id(model, pk: int | None) -> int | None:
     if pk is None:
         return None
@@ -185,6 +194,7 @@ def subscription_save(*, subscription: Subscription) -> Subscription:
     subscription.full_clean()
     subscription.save()
     account_mrr_refresh(account_ids={subscription.account_id, previous_account_id} - {None})
+    queue_recompute([subscription.account_id, previous_account_id])
     return subscription
 
 
@@ -267,6 +277,7 @@ def touch_save(*, touch: Touch, contacts: Iterable[Contact] | None = None) -> To
             )
         touch.contacts.set(contacts)
     account_last_touch_refresh(account_ids={touch.account_id, previous_account_id} - {None})
+    queue_recompute([touch.account_id, previous_account_id])
     return touch
 
 
@@ -337,8 +348,10 @@ def soft_delete(*, instance: SyncedModel, at: datetime.datetime | None = None) -
     instance.save(update_fields=["deleted_at", "updated_at"])
     if isinstance(instance, Subscription):
         account_mrr_refresh(account_ids=[instance.account_id])
+        queue_recompute([instance.account_id])
     elif isinstance(instance, Touch):
         account_last_touch_refresh(account_ids=[instance.account_id])
+        queue_recompute([instance.account_id])
     elif isinstance(instance, Contact) and instance.is_primary:
         Contact.objects.filter(pk=instance.pk).update(is_primary=False)
         instance.is_primary = False
@@ -367,3 +380,78 @@ def partner_key_revoke(*, key: PartnerKey) -> PartnerKey:
         key.revoked_at = timezone.now()
         key.save(update_fields=["revoked_at", "updated_at"])
     return key
+
+
+# --- tier rules ---------------------------------------------------------------------------------
+
+ID_BATCH = 5000
+
+
+def tier_for_arr(arr: Decimal, tiers: list[Tier]) -> Tier | None:
+    """The lowest-rank (most attention) tier whose minimum ARR `arr` meets; `tiers` sorted by rank."""
+    for tier in tiers:
+        if tier.min_arr is None or arr >= tier.min_arr:
+            return tier
+    return None
+
+
+def _tier_reason(arr: Decimal, tier: Tier, tiers: list[Tier]) -> str:
+    if tier.min_arr is not None:
+        return _("ARR %(arr)s meets the %(tier)s minimum of %(min)s") % {
+            "arr": f"{arr:,.2f}",
+            "tier": tier.name,
+            "min": f"{tier.min_arr:,.2f}",
+        }
+    above = [t for t in tiers if t.rank < tier.rank and t.min_arr is not None]
+    if not above:
+        return _("ARR %(arr)s; %(tier)s has no minimum") % {"arr": f"{arr:,.2f}", "tier": tier.name}
+    nearest = above[-1]
+    return _("ARR %(arr)s is below the %(tier)s minimum of %(min)s") % {
+        "arr": f"{arr:,.2f}",
+        "tier": nearest.name,
+        "min": f"{nearest.min_arr:,.2f}",
+    }
+
+
+@transaction.atomic
+def tier_rules_apply(*, account_ids: Iterable[int] | None = None, at: datetime.datetime | None = None) -> int:
+    """Put every paying, unlocked account in the tier its ARR qualifies for; returns the accounts moved.
+
+    Accounts with a locked tier and accounts without MRR (churned ones keep their last tier) are left
+    alone. Each move closes the open TierAssignment and opens one with source "rule" and a reason.
+    """
+    at = at or timezone.now()
+    tiers = list(Tier.objects.order_by("rank"))
+    accounts = Account.objects.alive().filter(tier_locked=False, mrr__gt=0)
+    if account_ids is not None:
+        accounts = accounts.filter(pk__in=list(account_ids))
+    moves: list[tuple[int, Tier, Decimal]] = []
+    for pk, mrr, tier_id in accounts.values_list("pk", "mrr", "tier_id").order_by():
+        arr = mrr * 12
+        tier = tier_for_arr(arr, tiers)
+        if tier is not None and tier.pk != tier_id:
+            moves.append((pk, tier, arr))
+    for first in range(0, len(moves), ID_BATCH):
+        batch = moves[first : first + ID_BATCH]
+        ids = [pk for pk, _tier, _arr in batch]
+        TierAssignment.objects.filter(account_id__in=ids, ended_at__isnull=True).update(ended_at=at, updated_at=at)
+        TierAssignment.objects.bulk_create(
+            [
+                TierAssignment(
+                    account_id=pk,
+                    tier=tier,
+                    started_at=at,
+                    source=TierAssignment.Source.RULE,
+                    reason=_tier_reason(arr, tier, tiers),
+                    created_at=at,
+                    updated_at=at,
+                )
+                for pk, tier, arr in batch
+            ],
+            batch_size=500,
+        )
+        for tier in tiers:
+            tier_ids = [pk for pk, target, _arr in batch if target.pk == tier.pk]
+            if tier_ids:
+                Account.objects.filter(pk__in=tier_ids).update(tier=tier, updated_at=at)
+    return len(moves)

@@ -5,6 +5,7 @@ tasks executed eagerly in-process, DEBUG on. Production sets DATABASE_URL, CELER
 SECRET_KEY, ALLOWED_HOSTS and DEBUG=0.
 """
 
+import datetime
 import os
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
@@ -177,7 +178,11 @@ CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", "")
 # No broker: run every task in-process, so the embedded mode needs no services.
 CELERY_TASK_ALWAYS_EAGER = not CELERY_BROKER_URL
 CELERY_TASK_EAGER_PROPAGATES = True
-CELERY_RESULT_BACKEND = os.environ.get("CELERY_RESULT_BACKEND") or None
+# The nightly chord (health chunks, then alerts) needs a result backend; Redis brokers double as one.
+CELERY_RESULT_BACKEND = os.environ.get("CELERY_RESULT_BACKEND") or (
+    CELERY_BROKER_URL if CELERY_BROKER_URL.startswith(("redis://", "rediss://")) else None
+)
+CELERY_RESULT_EXPIRES = datetime.timedelta(days=1)
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1

@@ -145,7 +145,7 @@ def _decimal(value) -> Decimal | None:
     return value if isinstance(value, Decimal) else Decimal(str(value))
 
 
-def _usage_sum(metric: str, first: datetime.date, last: datetime.date) -> Subquery:
+def usage_sum_expression(metric: str, first: datetime.date, last: datetime.date) -> Subquery:
     rows = (
         UsageRecord.objects.filter(account=OuterRef("pk"), metric=metric, date__gte=first, date__lte=last)
         .order_by()
@@ -156,7 +156,7 @@ def _usage_sum(metric: str, first: datetime.date, last: datetime.date) -> Subque
     return Subquery(rows, output_field=VALUE)
 
 
-def _usage_latest(metric: str, on: datetime.date) -> Subquery:
+def usage_latest_expression(metric: str, on: datetime.date) -> Subquery:
     rows = UsageRecord.objects.filter(account=OuterRef("pk"), metric=metric, date__lte=on).order_by("-date")
     return Subquery(rows.values("value")[:1], output_field=VALUE)
 
@@ -182,14 +182,14 @@ def _measure_annotations(model: HealthModel, on: datetime.date) -> dict:
         if component.kind == Kind.USAGE_TREND and component.metric:
             recent_first = on - datetime.timedelta(days=TREND_DAYS - 1)
             prior_first = recent_first - datetime.timedelta(days=TREND_DAYS)
-            annotations[f"trend_recent_{component.pk}"] = _usage_sum(component.metric, recent_first, on)
-            annotations[f"trend_prior_{component.pk}"] = _usage_sum(
+            annotations[f"trend_recent_{component.pk}"] = usage_sum_expression(component.metric, recent_first, on)
+            annotations[f"trend_prior_{component.pk}"] = usage_sum_expression(
                 component.metric, prior_first, recent_first - ONE_DAY
             )
         elif component.kind == Kind.USAGE_LEVEL and component.metric:
-            annotations[f"level_{component.pk}"] = _usage_latest(component.metric, on)
+            annotations[f"level_{component.pk}"] = usage_latest_expression(component.metric, on)
             if component.per_metric:
-                annotations[f"level_per_{component.pk}"] = _usage_latest(component.per_metric, on)
+                annotations[f"level_per_{component.pk}"] = usage_latest_expression(component.per_metric, on)
     return annotations
 
 

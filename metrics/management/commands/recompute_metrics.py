@@ -1,0 +1,37 @@
+import time
+
+from django.core.management.base import BaseCommand, CommandError
+from django.utils import timezone
+
+from metrics.models import Alert, HealthSnapshot
+from metrics.services.health import NoActiveHealthModel
+from metrics.tasks import nightly_workflow
+
+from .recompute_health import parse_date
+
+
+class Command(BaseCommand):
+    help = (
+        "Run the nightly recompute here and now, without a worker: MRR, tier rules, health snapshots "
+        "(in account-id chunks) and alerts, in that order."
+    )
+
+    def add_arguments(self, parser):
+        parser.add_argument("--date", help="Compute health and alerts as of this day (YYYY-MM-DD). Default: today.")
+
+    def handle(self, *args, date, **options):
+        on = parse_date(date) if date else timezone.localdate()
+        started = time.monotonic()
+        try:
+            nightly_workflow(on.isoformat()).apply().get()
+        except NoActiveHealthModel as error:
+            raise CommandError(str(error)) from None
+        elapsed = time.monotonic() - started
+        snapshots = HealthSnapshot.objects.filter(date=on).count()
+        open_alerts = Alert.objects.exclude(status=Alert.Status.DONE).count()
+        self.stdout.write(
+            self.style.SUCCESS(
+                f"Metrics recomputed for {on} in {elapsed:.1f} s: {snapshots} health snapshots, "
+                f"{open_alerts} open or snoozed alerts."
+            )
+        )

@@ -1,0 +1,229 @@
+"""The alert queue: rules evaluated for all accounts at once, one open alert per (rule, account).
+
+An alert opens when its rule's condition holds, is closed with a reason once the condition clears,
+and while snoozed stays quiet until its wake-up date (then reopens if the condition still holds).
+"""
+
+import datetime
+from collections.abc import Iterable
+from dataclasses import dataclass
+from decimal import Decimal
+
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.db.models import Exists, F, OuterRef, Q
+from django.utils import timezone
+from django.utils.formats import date_format
+from django.utils.translation import gettext as _
+
+from accounts.models import Account
+from metrics.models import Alert, AlertRule, HealthBand
+from metrics.services.health import TREND_DAYS, account_scope, usage_latest_expression, usage_sum_expression
+from success_plans.models import SuccessPlan
+
+Kind = AlertRule.Kind
+ID_BATCH = 5000
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    opened: int
+    closed: int
+    reopened: int
+    reworded: int
+
+
+def _metric_label(metric: str) -> str:
+    return metric.replace("_", " ").capitalize()
+
+
+def _annotations(rules: list[AlertRule], on: datetime.date) -> dict:
+    active_plan = SuccessPlan.objects.alive().filter(account=OuterRef("pk"), status=SuccessPlan.Status.ACTIVE)
+    annotations = {
+        "cadence": F("tier__touch_cadence_days"),
+        "tier_name": F("tier__name"),
+        "renewal_alert_days": F("tier__renewal_alert_days"),
+        "has_active_plan": Exists(active_plan),
+    }
+    recent_first = on - datetime.timedelta(days=TREND_DAYS - 1)
+    prior_first = recent_first - datetime.timedelta(days=TREND_DAYS)
+    for rule in rules:
+        if rule.kind == Kind.USAGE_DROP and rule.metric:
+            annotations[f"recent_{rule.pk}"] = usage_sum_expression(rule.metric, recent_first, on)
+            annotations[f"prior_{rule.pk}"] = usage_sum_expression(
+                rule.metric, prior_first, recent_first - datetime.timedelta(1)
+            )
+        elif rule.kind == Kind.EXPANSION_SIGNAL and rule.metric and rule.per_metric:
+            annotations[f"used_{rule.pk}"] = usage_latest_expression(rule.metric, on)
+            annotations[f"licensed_{rule.pk}"] = usage_latest_expression(rule.per_metric, on)
+    return annotations
+
+
+def _reason(rule: AlertRule, row: dict, on: datetime.date) -> str | None:
+    """Why `rule` fires for the account in `row`, in words a CSM understands; None when it does not."""
+    if rule.kind == Kind.HEALTH_RED:
+        if row["health_band"] == HealthBand.RED:
+            return _("Health score is %(score)s (red)") % {"score": row["health_score"]}
+    elif rule.kind == Kind.TOUCH_OVERDUE:
+        if not row["cadence"]:
+            return None
+        if row["last_touch_at"] is not None:
+            days = (on - timezone.localtime(row["last_touch_at"]).date()).days
+            if days > row["cadence"]:
+                return _("No touch for %(days)d days; %(tier)s cadence is %(cadence)d days") % {
+                    "days": days,
+                    "tier": row["tier_name"],
+                    "cadence": row["cadence"],
+                }
+        elif row["customer_since"] is not None:
+            days = (on - row["customer_since"]).days
+            if days > row["cadence"]:
+                return _("Never touched in %(days)d days as a customer; %(tier)s cadence is %(cadence)d days") % {
+                    "days": days,
+                    "tier": row["tier_name"],
+                    "cadence": row["cadence"],
+                }
+    elif rule.kind == Kind.RENEWAL_RISK:
+        renewal = row["renewal_date"]
+        if renewal is None or row["renewal_alert_days"] is None:
+            return None
+        days = (renewal - on).days
+        if not 0 <= days <= row["renewal_alert_days"]:
+            return None
+        risks = []
+        if row["health_band"] != HealthBand.GREEN:
+            risks.append(
+                _("health is %(band)s") % {"band": row["health_band"]} if row["health_band"] else _("health is unknown")
+            )
+        if not row["has_active_plan"]:
+            risks.append(_("there is no active success plan"))
+        if risks:
+            return _("Renewal in %(days)d days (%(date)s); %(risks)s") % {
+                "days": days,
+                "date": date_format(renewal),
+                "risks": _(" and ").join(risks),
+            }
+    elif rule.kind == Kind.USAGE_DROP:
+        prior = row.get(f"prior_{rule.pk}")
+        recent = row.get(f"recent_{rule.pk}") or Decimal(0)
+        if prior and rule.threshold_percent is not None:
+            drop = (prior - recent) / prior * 100
+            if drop >= rule.threshold_percent:
+                return _("%(metric)s down %(drop)d%% (last %(days)d days against the %(days)d before)") % {
+                    "metric": _metric_label(rule.metric),
+                    "drop": round(drop),
+                    "days": TREND_DAYS,
+                }
+    elif rule.kind == Kind.EXPANSION_SIGNAL:
+        used, licensed = row.get(f"used_{rule.pk}"), row.get(f"licensed_{rule.pk}")
+        if row["health_band"] == HealthBand.GREEN and used is not None and licensed and rule.threshold_percent:
+            share = used / licensed * 100
+            if share >= rule.threshold_percent:
+                return _("Health is green and %(share)d%% of %(per)s in use (%(used)s of %(licensed)s)") % {
+                    "share": round(share),
+                    "per": _metric_label(rule.per_metric).lower(),
+                    "used": f"{used.normalize():f}",
+                    "licensed": f"{licensed.normalize():f}",
+                }
+    return None
+
+
+@transaction.atomic
+def alerts_evaluate(*, on: datetime.date | None = None, account_ids: Iterable[int] | None = None) -> Evaluation:
+    """Evaluate every active rule for the paying accounts in scope (default: all) as of `on` (today)."""
+    on = on or timezone.localdate()
+    now = timezone.now()
+    scope = account_scope(account_ids)
+    rules = list(AlertRule.objects.filter(is_active=True))
+    annotations = _annotations(rules, on)
+    rows = (
+        Account.objects.alive()
+        .filter(scope, mrr__gt=0)
+        .annotate(**annotations)
+        .values(
+            "pk",
+            "owner_id",
+            "health_band",
+            "health_score",
+            "last_touch_at",
+            "customer_since",
+            "renewal_date",
+            *annotations,
+        )
+        .order_by()
+    )
+    firing: dict[tuple[int, int], tuple[str, int | None]] = {}
+    for row in rows:
+        for rule in rules:
+            reason = _reason(rule, row, on)
+            if reason is not None:
+                firing[(rule.pk, row["pk"])] = (reason, row["owner_id"])
+
+    existing = Alert.objects.filter(~Q(status=Alert.Status.DONE), account__in=Account.objects.filter(scope)).only(
+        "pk", "rule_id", "account_id", "status", "snoozed_until", "reason"
+    )
+    to_close, to_reopen, reworded = [], [], []
+    for alert in existing:
+        key = (alert.rule_id, alert.account_id)
+        if key not in firing:
+            to_close.append(alert.pk)
+            continue
+        reason, _owner = firing.pop(key)
+        if alert.status == Alert.Status.SNOOZED and alert.snoozed_until <= on:
+            to_reopen.append(alert.pk)
+        if alert.reason != reason:
+            alert.reason = reason
+            alert.updated_at = now
+            reworded.append(alert)
+
+    rules_by_pk = {rule.pk: rule for rule in rules}
+    Alert.objects.bulk_create(
+        [
+            Alert(
+                rule_id=rule_id,
+                account_id=account_id,
+                owner_id=owner_id,
+                status=Alert.Status.OPEN,
+                due=on + datetime.timedelta(days=rules_by_pk[rule_id].due_in_days),
+                reason=reason,
+                created_at=now,
+                updated_at=now,
+            )
+            for (rule_id, account_id), (reason, owner_id) in firing.items()
+        ],
+        batch_size=500,
+    )
+    closing_reason = _("Condition cleared on %(date)s") % {"date": date_format(on)}
+    for first in range(0, len(to_close), ID_BATCH):
+        Alert.objects.filter(pk__in=to_close[first : first + ID_BATCH]).update(
+            status=Alert.Status.DONE, closed_at=now, closed_reason=closing_reason, snoozed_until=None, updated_at=now
+        )
+    for first in range(0, len(to_reopen), ID_BATCH):
+        Alert.objects.filter(pk__in=to_reopen[first : first + ID_BATCH]).update(
+            status=Alert.Status.OPEN, snoozed_until=None, updated_at=now
+        )
+    Alert.objects.bulk_update(reworded, ["reason", "updated_at"], batch_size=500)
+    return Evaluation(opened=len(firing), closed=len(to_close), reopened=len(to_reopen), reworded=len(reworded))
+
+
+def alert_snooze(*, alert: Alert, until: datetime.date) -> Alert:
+    """Quiet an alert until `until`; the nightly evaluation reopens it then if its condition still holds."""
+    if alert.status == Alert.Status.DONE:
+        raise ValidationError(_("A closed alert cannot be snoozed."))
+    if until <= timezone.localdate():
+        raise ValidationError({"snoozed_until": _("Snooze until a day after today.")})
+    alert.status = Alert.Status.SNOOZED
+    alert.snoozed_until = until
+    alert.save(update_fields=["status", "snoozed_until", "updated_at"])
+    return alert
+
+
+def alert_close(*, alert: Alert, reason: str = "") -> Alert:
+    """A CSM marks an alert done."""
+    if alert.status != Alert.Status.DONE:
+        alert.status = Alert.Status.DONE
+        alert.snoozed_until = None
+        alert.closed_at = timezone.now()
+        alert.closed_reason = reason or _("Marked done")
+        alert.save(update_fields=["status", "snoozed_until", "closed_at", "closed_reason", "updated_at"])
+    return alert

@@ -1,0 +1,87 @@
+"""Celery tasks: thin, idempotent callers of the services, retried with back-off on database errors.
+
+The nightly task chains: MRR refresh -> tier rules -> health (a group of id-range chunks, so more
+workers finish sooner) -> alerts. Without a broker everything runs eagerly, chunks one after another.
+"""
+
+import datetime
+
+from celery import chain, chord, shared_task
+from django.db import DatabaseError, InterfaceError
+from django.db.models import Max, Min
+
+from accounts.models import Account
+from accounts.services import account_mrr_refresh, tier_rules_apply
+from metrics.services.alerts import alerts_evaluate
+from metrics.services.health import health_recompute
+
+CHUNK_SIZE = 5000
+# Back-off stays far below the broker's visibility timeout (an hour), or a retried task is delivered twice.
+RETRYING = {
+    "autoretry_for": (DatabaseError, InterfaceError),
+    "retry_backoff": 5,
+    "retry_backoff_max": 300,
+    "retry_jitter": True,
+    "max_retries": 5,
+    "acks_late": True,
+}
+
+
+def _date(value: str | None) -> datetime.date | None:
+    return datetime.date.fromisoformat(value) if value else None
+
+
+def id_ranges(chunk_size: int = CHUNK_SIZE) -> list[tuple[int, int]]:
+    """Half-open account id ranges [low, high) covering every account, `chunk_size` ids wide."""
+    bounds = Account.objects.aggregate(low=Min("pk"), high=Max("pk"))
+    if bounds["low"] is None:
+        return []
+    return [(low, low + chunk_size) for low in range(bounds["low"], bounds["high"] + 1, chunk_size)]
+
+
+@shared_task(**RETRYING)
+def refresh_mrr() -> int:
+    return account_mrr_refresh()
+
+
+@shared_task(**RETRYING)
+def run_tier_rules() -> int:
+    return tier_rules_apply()
+
+
+@shared_task(**RETRYING)
+def recompute_health_chunk(low: int, high: int, on: str | None = None) -> int:
+    return health_recompute(on=_date(on), id_range=(low, high))
+
+
+@shared_task(**RETRYING)
+def evaluate_alerts(*_results, on: str | None = None) -> dict:
+    # *_results: a chord passes the header's results first; they are not needed.
+    return alerts_evaluate(on=_date(on)).__dict__
+
+
+@shared_task(**RETRYING)
+def recompute_accounts(account_ids: list[int]) -> int:
+    """Event-driven: bring a few accounts' MRR, tier, health and alerts up to date after a change."""
+    account_mrr_refresh(account_ids=account_ids)
+    tier_rules_apply(account_ids=account_ids)
+    written = health_recompute(account_ids=account_ids)
+    alerts_evaluate(account_ids=account_ids)
+    return written
+
+
+def nightly_workflow(on: str | None = None, chunk_size: int = CHUNK_SIZE):
+    """The nightly canvas; health chunks run in parallel, and alerts wait for all of them."""
+    chunks = [recompute_health_chunk.si(low, high, on) for low, high in id_ranges(chunk_size)]
+    steps = [refresh_mrr.si(), run_tier_rules.si()]
+    if chunks:
+        steps.append(chord(chunks, evaluate_alerts.s(on=on)))
+    else:
+        steps.append(evaluate_alerts.si(on=on))
+    return chain(*steps)
+
+
+@shared_task(**RETRYING)
+def nightly(on: str | None = None) -> str:
+    """Start the nightly recompute; returns the id of the workflow's last task."""
+    return nightly_workflow(on).apply_async().id
