@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Set up and run the project with nothing but Python 3.11 on the machine.
 
-    python3 dev.py run     virtualenv + requirements, migrate, seed demo data if empty, serve on :8000
+    python3 dev.py run     virtualenv + requirements, migrate, seed demo data if empty, recompute, serve on :8000
     python3 dev.py test    virtualenv + requirements, then the whole test suite (pytest arguments pass through)
     python3 dev.py lint    ruff check and ruff format --check
 
@@ -57,6 +57,8 @@ def command_run(args: list[str]) -> None:
     manage("migrate", "--no-input", "-v", "0")
     say("Seeding demo data (skipped when the database already has accounts)")
     manage("seed_demo", "--if-empty")
+    say("Recomputing MRR, tiers, health and alerts")
+    manage("recompute_metrics")
     addr = args[0] if args else "127.0.0.1:8000"
     say(f"Serving on http://{addr}/  (stop with Ctrl-C)")
     manage("runserver", addr)

@@ -27,3 +27,12 @@ def celery_eager():
     app.conf.task_always_eager = True
     app.conf.task_eager_propagates = True
     yield
+
+
+@pytest.fixture(autouse=True, scope="session")
+def fast_password_hashing():
+    """Factories hash passwords; the production hasher is deliberately slow."""
+    from django.test import override_settings
+
+    with override_settings(PASSWORD_HASHERS=["django.contrib.auth.hashers.MD5PasswordHasher"]):
+        yield

@@ -1,0 +1,130 @@
+"""Celery tasks: event-driven recompute after commit, the nightly chain, and a real worker on Redis."""
+
+import datetime
+import os
+from decimal import Decimal
+
+import pytest
+from django.conf import settings
+from django.utils import timezone
+
+from accounts.models import Account
+from accounts.services import subscription_add, touch_log
+from metrics.models import Alert, HealthSnapshot, UsageRecord
+from metrics.services.usage import usage_records_upsert
+from metrics.tasks import id_ranges, nightly, nightly_workflow
+from tests import factories
+
+
+def paying_account(**fields) -> Account:
+    account = factories.AccountFactory(customer_since=datetime.date(2025, 1, 1), **fields)
+    factories.SubscriptionFactory(account=account, mrr=Decimal(900), start_date=datetime.date(2025, 1, 1))
+    Account.objects.filter(pk=account.pk).update(mrr=Decimal(900))
+    return account
+
+
+@pytest.mark.django_db
+class TestEventDriven:
+    def test_logging_a_touch_recomputes_that_account_after_commit(self, django_capture_on_commit_callbacks):
+        account, other = paying_account(), paying_account()
+        with django_capture_on_commit_callbacks(execute=False) as callbacks:
+            touch_log(account=account, kind="call", occurred_at=timezone.now(), subject="Call", sentiment=1)
+        # Nothing ran inside the transaction; one recompute is queued for commit time.
+        assert not HealthSnapshot.objects.exists()
+        assert len(callbacks) == 1
+        callbacks[0]()
+        snapshot = HealthSnapshot.objects.get()
+        assert (snapshot.account, snapshot.date) == (account, timezone.localdate())
+        account.refresh_from_db()
+        assert account.health_band == snapshot.band
+        assert not HealthSnapshot.objects.filter(account=other).exists()
+
+    def test_subscription_change_moves_tier_and_recomputes(self, django_capture_on_commit_callbacks):
+        account = paying_account(tier=factories.default_tier("tech-touch"))
+        with django_capture_on_commit_callbacks(execute=True):
+            subscription_add(
+                account=account, product="Analytics add-on", mrr=Decimal(9000), start_date=datetime.date(2026, 1, 1)
+            )
+        account.refresh_from_db()
+        assert account.mrr == Decimal(9900)
+        assert account.tier.slug == "high-touch"
+        assert HealthSnapshot.objects.filter(account=account).exists()
+
+    def test_usage_ingest_upserts_and_recomputes(self, django_capture_on_commit_callbacks):
+        account = paying_account()
+        today = timezone.localdate()
+        rows = [{"account_id": account.pk, "metric": "active_users", "date": today, "value": "12"}]
+        with django_capture_on_commit_callbacks(execute=True):
+            usage_records_upsert(records=rows)
+            usage_records_upsert(records=[{**rows[0], "value": "15"}])
+        assert list(UsageRecord.objects.values_list("value", flat=True)) == [Decimal(15)]
+        assert HealthSnapshot.objects.filter(account=account, date=today).exists()
+
+    def test_bad_usage_writes_nothing(self):
+        account = paying_account()
+        good = {"account_id": account.pk, "metric": "logins", "date": datetime.date(2026, 1, 1), "value": 3}
+        from django.core.exceptions import ValidationError
+
+        with pytest.raises(ValidationError) as error:
+            usage_records_upsert(records=[good, {**good, "metric": "not a slug", "value": "NaN"}])
+        assert set(error.value.message_dict) == {"1"}
+        assert len(error.value.message_dict["1"]) == 2
+        assert not UsageRecord.objects.exists()
+
+
+@pytest.mark.django_db
+def test_nightly_runs_the_whole_chain_eagerly():
+    red = paying_account(tier=factories.default_tier("high-touch"))
+    factories.TouchFactory(account=red, occurred_at=timezone.now() - datetime.timedelta(days=200), sentiment=-1)
+    Account.objects.filter(pk=red.pk).update(last_touch_at=timezone.now() - datetime.timedelta(days=200))
+    green = paying_account()
+    factories.TouchFactory(account=green, occurred_at=timezone.now(), sentiment=1)
+    nightly.delay()
+    today = timezone.localdate()
+    assert HealthSnapshot.objects.filter(date=today).count() == 2
+    red.refresh_from_db()
+    assert red.tier.slug == "tech-touch"  # 10,800 ARR: the tier rule ran before health
+    assert red.health_band == "red"
+    kinds = set(Alert.objects.filter(account=red).values_list("rule__kind", flat=True))
+    assert {"health_red", "touch_overdue"} <= kinds
+
+
+@pytest.mark.django_db
+def test_id_ranges_cover_every_account_in_chunks():
+    accounts = [paying_account() for _ in range(5)]
+    ranges = id_ranges(chunk_size=2)
+    assert len(ranges) == 3
+    covered = {a.pk for a in accounts if any(low <= a.pk < high for low, high in ranges)}
+    assert covered == {a.pk for a in accounts}
+    assert len(nightly_workflow(chunk_size=2).tasks) == 3
+
+
+needs_broker = pytest.mark.skipif(
+    not settings.CELERY_BROKER_URL and os.environ.get("CI") != "true",
+    reason="needs CELERY_BROKER_URL (a real Redis); CI always sets it",
+)
+
+
+@needs_broker
+@pytest.mark.worker
+@pytest.mark.django_db(transaction=True)
+def test_real_worker_runs_the_nightly_task_end_to_end():
+    from celery.contrib.testing.worker import start_worker
+    from celery.result import AsyncResult
+
+    from csm.celery import app
+
+    assert settings.CELERY_BROKER_URL, "CI runs this test with a real broker: set CELERY_BROKER_URL"
+    accounts = [paying_account() for _ in range(3)]
+    for account in accounts:
+        factories.TouchFactory(account=account, occurred_at=timezone.now() - datetime.timedelta(days=1))
+    app.conf.task_always_eager = False
+    try:
+        app.control.purge()
+        with start_worker(app, pool="solo", perform_ping_check=False, shutdown_timeout=30):
+            last_task_id = nightly.delay().get(timeout=60)
+            AsyncResult(last_task_id, app=app).get(timeout=120)
+    finally:
+        app.conf.task_always_eager = True
+    assert HealthSnapshot.objects.filter(date=timezone.localdate()).count() == 3
+    assert Account.objects.filter(health_band="").count() == 0
