@@ -15,6 +15,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
 
+from django.core.exceptions import ValidationError
 from django.db import connection, transaction
 from django.db.models import (
     Avg,
@@ -22,6 +23,7 @@ from django.db.models import (
     DecimalField,
     F,
     FloatField,
+    Max,
     OuterRef,
     Q,
     Subquery,
@@ -30,6 +32,7 @@ from django.db.models import (
 )
 from django.db.models.functions import Coalesce
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from accounts.models import Account, Touch
 from accounts.selectors import account_mrr_on_expression
@@ -374,3 +377,49 @@ def health_recompute_range(
             progress(day)
         day += ONE_DAY
     return written
+
+
+# --- model versions -----------------------------------------------------------------------------
+
+COMPONENT_FIELDS = ("kind", "weight", "bad", "good", "metric", "per_metric", "order")
+
+
+@transaction.atomic
+def health_model_publish(
+    *,
+    components: list[dict],
+    name: str = "Default",
+    yellow_from: Decimal = Decimal(40),
+    green_from: Decimal = Decimal(70),
+    notes: str = "",
+    activate: bool = True,
+) -> HealthModel:
+    """Create the next version of the health model; activating it retires the active one.
+
+    Versions are never edited once they have scored anything, so every snapshot keeps the version
+    that produced it.
+    """
+    if not any(Decimal(c.get("weight", 0)) > 0 for c in components):
+        raise ValidationError(_("A health model needs at least one component with a weight above zero."))
+    version = (HealthModel.objects.aggregate(latest=Max("version"))["latest"] or 0) + 1
+    if activate:
+        HealthModel.objects.filter(is_active=True).update(is_active=False, updated_at=timezone.now())
+    model = HealthModel(
+        name=name, version=version, is_active=activate, yellow_from=yellow_from, green_from=green_from, notes=notes
+    )
+    model.full_clean()
+    model.save()
+    rows = []
+    for position, fields in enumerate(components):
+        component = HealthComponent(model=model, **{k: v for k, v in fields.items() if k in COMPONENT_FIELDS})
+        if "order" not in fields:
+            component.order = position
+        component.full_clean()
+        rows.append(component)
+    HealthComponent.objects.bulk_create(rows)
+    return model
+
+
+def health_model_components(model: HealthModel) -> list[dict]:
+    """A model's components as the plain dicts `health_model_publish` takes."""
+    return [{name: getattr(c, name) for name in COMPONENT_FIELDS} for c in model.components.all()]

@@ -228,3 +228,30 @@ def test_query_count_does_not_grow_with_the_number_of_accounts():
     large = count_queries()
     assert HealthSnapshot.objects.filter(date=ON).count() == 500
     assert small == large
+
+
+def test_publishing_a_new_version_retires_the_old_one_and_keeps_history(account):
+    from django.core.exceptions import ValidationError
+
+    from metrics.services.health import health_model_components, health_model_publish
+
+    health_recompute(on=ON)
+    old = HealthModel.objects.get(is_active=True)
+    components = health_model_components(old)
+    for component in components:
+        component["weight"] = Decimal(1) if component["kind"] == "sentiment" else Decimal(0)
+    new = health_model_publish(components=components, name="Sentiment only")
+    assert (new.version, new.is_active) == (old.version + 1, True)
+    assert not HealthModel.objects.get(pk=old.pk).is_active
+    health_recompute(on=ON + datetime.timedelta(days=1))
+    snapshots = dict(HealthSnapshot.objects.values_list("date", "model_version__version"))
+    assert snapshots == {ON: old.version, ON + datetime.timedelta(days=1): new.version}
+    # Sentiment mean 0 on a -0.5..0.5 scale -> 50, the only weighted component.
+    assert HealthSnapshot.objects.get(date=ON + datetime.timedelta(days=1)).score == Decimal("50.0")
+
+    with pytest.raises(ValidationError, match="at least one component with a weight above zero"):
+        health_model_publish(components=[{**components[0], "weight": Decimal(0)}])
+    with pytest.raises(ValidationError):
+        health_model_publish(components=[{"kind": "sentiment", "weight": Decimal(1), "bad": 1, "good": 1}])
+    assert HealthModel.objects.count() == 2
+    assert HealthModel.objects.get(is_active=True) == new
