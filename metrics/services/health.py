@@ -9,14 +9,13 @@ each walk an index), two read success-plan progress, then snapshots are upserted
 """
 
 import datetime
-import json
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
 
 from django.core.exceptions import ValidationError
-from django.db import connection, transaction
+from django.db import transaction
 from django.db.models import (
     Avg,
     Count,
@@ -36,6 +35,7 @@ from django.utils.translation import gettext as _
 
 from accounts.models import Account, Touch
 from accounts.selectors import account_mrr_on_expression
+from csm.db import bulk_upsert
 from metrics.models import HealthBand, HealthComponent, HealthModel, HealthSnapshot, UsageRecord
 from success_plans.models import Initiative, SuccessPlan, Target
 
@@ -46,7 +46,6 @@ SENTIMENT_DAYS = 90
 OVERDUE_INITIATIVE_PENALTY = Decimal("0.1")
 RAW_PLACES = Decimal("0.000001")
 SCORE_PLACES = Decimal("0.1")
-UPSERT_BATCH_SIZE = 20_000
 VALUE = DecimalField(max_digits=18, decimal_places=4)
 
 
@@ -300,47 +299,28 @@ def health_recompute(
     scores = health_scores_on(on=on, scope=scope, model=model)
     stamp = timezone.now()
     rows = [
-        {"account_id": account_id, "score": str(score.score), "band": score.band, "components": score.components}
+        {
+            "account": account_id,
+            "date": on,
+            "score": score.score,
+            "band": score.band,
+            "model_version": model.pk,
+            "components": score.components,
+            "created_at": stamp,
+            "updated_at": stamp,
+        }
         for account_id, score in scores.items()
     ]
-    for first in range(0, len(rows), UPSERT_BATCH_SIZE):
-        _upsert_snapshots(rows[first : first + UPSERT_BATCH_SIZE], on=on, model=model, stamp=stamp)
+    bulk_upsert(
+        HealthSnapshot,
+        rows,
+        unique_fields=["account", "date"],
+        update_fields=["score", "band", "model_version", "components", "updated_at"],
+    )
     # Whatever this run did not write for that day is stale.
     HealthSnapshot.objects.filter(date=on, updated_at__lt=stamp, account__in=Account.objects.filter(scope)).delete()
     account_health_refresh(scope=scope)
     return len(rows)
-
-
-_UPSERT_SQL = {
-    # The rows travel as one JSON document, so one statement writes a whole batch on either database.
-    "postgresql": """
-        INSERT INTO {table} (account_id, date, score, band, model_version_id, components, created_at, updated_at)
-        SELECT r.account_id, %s, r.score, r.band, %s, r.components, %s, %s
-        FROM jsonb_to_recordset(%s::jsonb) AS r(account_id bigint, score numeric, band text, components jsonb)
-        ON CONFLICT (account_id, date) DO UPDATE SET score = EXCLUDED.score, band = EXCLUDED.band,
-            model_version_id = EXCLUDED.model_version_id, components = EXCLUDED.components,
-            updated_at = EXCLUDED.updated_at
-    """,
-    "sqlite": """
-        INSERT INTO {table} (account_id, date, score, band, model_version_id, components, created_at, updated_at)
-        SELECT json_extract(value, '$.account_id'), %s, json_extract(value, '$.score'),
-            json_extract(value, '$.band'), %s, json_extract(value, '$.components'), %s, %s
-        FROM json_each(%s) WHERE true
-        ON CONFLICT (account_id, date) DO UPDATE SET score = excluded.score, band = excluded.band,
-            model_version_id = excluded.model_version_id, components = excluded.components,
-            updated_at = excluded.updated_at
-    """,
-}
-
-
-def _upsert_snapshots(rows: list[dict], *, on: datetime.date, model: HealthModel, stamp: datetime.datetime) -> None:
-    if not rows:
-        return
-    sql = _UPSERT_SQL[connection.vendor].format(table=HealthSnapshot._meta.db_table)
-    ops = connection.ops
-    moment = ops.adapt_datetimefield_value(stamp)
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [ops.adapt_datefield_value(on), model.pk, moment, moment, json.dumps(rows)])
 
 
 def account_health_refresh(*, scope: Q) -> int:
