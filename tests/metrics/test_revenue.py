@@ -1,0 +1,192 @@
+"""The revenue bridge against figures computed by hand (SPEC 4)."""
+
+import datetime
+from decimal import Decimal
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from metrics.models import RevenueMonth
+from metrics.services.revenue import revenue_recompute
+from tests import factories
+
+D = datetime.date
+LINES = {
+    # account: (tier, region, [(product, mrr, start, end)])
+    "A": ("tech-touch", "EMEA", [("Platform", 100, D(2025, 3, 5), D(2025, 3, 20))]),  # inside one month
+    "B": (
+        "high-touch",
+        "EMEA",
+        [
+            ("Platform", 1000, D(2025, 1, 1), D(2025, 4, 15)),  # price change
+            ("Platform", 1200, D(2025, 4, 15), None),
+        ],
+    ),
+    "C": (
+        "high-touch",
+        "APAC",
+        [
+            ("Platform", 2000, D(2025, 1, 1), D(2025, 6, 1)),  # downgrade
+            ("Platform Lite", 1500, D(2025, 6, 1), None),
+        ],
+    ),
+    "D": ("low-touch", "EMEA", [("Platform", 500, D(2025, 1, 1), D(2025, 8, 1))]),  # churn
+    "E": (
+        "low-touch",
+        "APAC",
+        [
+            ("Platform", 300, D(2025, 2, 1), D(2025, 5, 1)),  # churn, then back
+            ("Platform", 400, D(2025, 9, 1), None),
+        ],
+    ),
+    "F": (
+        "high-touch",
+        "EMEA",
+        [
+            ("Platform", 800, D(2025, 1, 1), None),  # cross-sell
+            ("Analytics", 200, D(2025, 7, 10), None),
+        ],
+    ),
+    "G": ("low-touch", "APAC", [("Platform", 600, D(2025, 3, 15), None)]),  # starts mid-month
+    "H": ("low-touch", "EMEA", [("Platform", 700, D(2025, 1, 1), D(2025, 12, 31))]),  # ends on a month's last day
+    "I": (
+        "high-touch",
+        "APAC",
+        [
+            ("Platform", 1000, D(2025, 1, 1), D(2025, 10, 1)),  # upsell and cross-sell
+            ("Platform", 1100, D(2025, 10, 1), None),
+            ("API", 50, D(2025, 10, 1), None),
+        ],
+    ),
+    "J": ("low-touch", "EMEA", [("Platform", 250, D(2025, 1, 1), None)]),
+}
+
+# month: start, new, reactivation, expansion, upsell, cross-sell, contraction, churned, end,
+#        accounts at start, new, reactivated, expanding, contracting, churned, at end
+HAND = {
+    "2025-01": ("0", "6250", "0", "0", "0", "0", "0", "0", "6250", 0, 7, 0, 0, 0, 0, 7),
+    "2025-02": ("6250", "300", "0", "0", "0", "0", "0", "0", "6550", 7, 1, 0, 0, 0, 0, 8),
+    "2025-03": ("6550", "600", "0", "0", "0", "0", "0", "0", "7150", 8, 1, 0, 0, 0, 0, 9),
+    "2025-04": ("7150", "0", "0", "200", "200", "0", "0", "0", "7350", 9, 0, 0, 1, 0, 0, 9),
+    "2025-05": ("7350", "0", "0", "0", "0", "0", "0", "300", "7050", 9, 0, 0, 0, 0, 1, 8),
+    "2025-06": ("7050", "0", "0", "0", "0", "0", "500", "0", "6550", 8, 0, 0, 0, 1, 0, 8),
+    "2025-07": ("6550", "0", "0", "200", "0", "200", "0", "0", "6750", 8, 0, 0, 1, 0, 0, 8),
+    "2025-08": ("6750", "0", "0", "0", "0", "0", "0", "500", "6250", 8, 0, 0, 0, 0, 1, 7),
+    "2025-09": ("6250", "0", "400", "0", "0", "0", "0", "0", "6650", 7, 0, 1, 0, 0, 0, 8),
+    "2025-10": ("6650", "0", "0", "150", "100", "50", "0", "0", "6800", 8, 0, 0, 1, 0, 0, 8),
+    "2025-11": ("6800", "0", "0", "0", "0", "0", "0", "0", "6800", 8, 0, 0, 0, 0, 0, 8),
+    "2025-12": ("6800", "0", "0", "0", "0", "0", "0", "700", "6100", 8, 0, 0, 0, 0, 1, 7),
+    "2026-01": ("6100", "0", "0", "0", "0", "0", "0", "0", "6100", 7, 0, 0, 0, 0, 0, 7),
+    "2026-02": ("6100", "0", "0", "0", "0", "0", "0", "0", "6100", 7, 0, 0, 0, 0, 0, 7),
+}
+# month: GRR, NRR, logo churn, gross revenue churn, net revenue churn, quick ratio, ARPA (None: not computable)
+HAND_RATES = {
+    "2025-01": (None, None, None, None, None, None, "892.86"),  # 6250 / 7
+    "2025-02": ("1", "1", "0", "0", "0", None, "818.75"),
+    "2025-03": ("1", "1", "0", "0", "0", None, "794.44"),  # 7150 / 9
+    "2025-04": ("1", "1.027972", "0", "0", "-0.027972", None, "816.67"),  # 7350 / 7150; -200 / 7150
+    "2025-05": ("0.959184", "0.959184", "0.111111", "0.040816", "0.040816", "0", "881.25"),  # 7050/7350; 1/9
+    "2025-06": ("0.929078", "0.929078", "0", "0.070922", "0.070922", "0", "818.75"),  # 6550 / 7050
+    "2025-07": ("1", "1.030534", "0", "0", "-0.030534", None, "843.75"),  # 6750 / 6550
+    "2025-08": ("0.925926", "0.925926", "0.125", "0.074074", "0.074074", "0", "892.86"),  # 6250 / 6750
+    "2025-09": ("1", "1", "0", "0", "0", None, "831.25"),
+    "2025-10": ("1", "1.022556", "0", "0", "-0.022556", None, "850"),  # 6800 / 6650
+    "2025-11": ("1", "1", "0", "0", "0", None, "850"),
+    "2025-12": ("0.897059", "0.897059", "0.125", "0.102941", "0.102941", "0", "871.43"),  # 6100 / 6800
+    "2026-01": ("1", "1", "0", "0", "0", None, "871.43"),
+    "2026-02": ("1", "1", "0", "0", "0", None, "871.43"),
+}
+MONEY = (
+    "start_mrr",
+    "new_mrr",
+    "reactivation_mrr",
+    "expansion_mrr",
+    "upsell_mrr",
+    "cross_sell_mrr",
+    "contraction_mrr",
+    "churned_mrr",
+    "end_mrr",
+)
+COUNTS = (
+    "start_accounts",
+    "new_accounts",
+    "reactivated_accounts",
+    "expanding_accounts",
+    "contracting_accounts",
+    "churned_accounts",
+    "end_accounts",
+)
+RATES = ("grr", "nrr", "logo_churn_rate", "gross_revenue_churn_rate", "net_revenue_churn_rate", "quick_ratio", "arpa")
+
+
+@pytest.fixture
+def portfolio(db):
+    for name, (tier, region, lines) in LINES.items():
+        account = factories.AccountFactory(
+            name=name, external_id=name, tier=factories.default_tier(tier), region=region
+        )
+        for product, mrr, start, end in lines:
+            factories.SubscriptionFactory(
+                account=account, product=product, mrr=Decimal(mrr), start_date=start, end_date=end
+            )
+
+
+def figures(month: str, kind: str = "all", segment: str = "") -> RevenueMonth:
+    return RevenueMonth.objects.get(month=f"{month}-01", segment_kind=kind, segment=segment)
+
+
+def test_every_figure_of_every_month_matches_the_hand_computation(portfolio):
+    revenue_recompute(first=D(2025, 1, 1), last=D(2026, 2, 1))
+    for month, expected in HAND.items():
+        row = figures(month)
+        money = tuple(getattr(row, name) for name in MONEY)
+        counts = tuple(getattr(row, name) for name in COUNTS)
+        assert money == tuple(Decimal(v) for v in expected[:9]), month
+        assert counts == expected[9:], month
+        rates = tuple(getattr(row, name) for name in RATES)
+        assert rates == tuple(None if v is None else Decimal(v) for v in HAND_RATES[month]), month
+
+
+def test_the_bridge_balances_and_segments_add_up(portfolio):
+    revenue_recompute(first=D(2025, 1, 1), last=D(2026, 2, 1))
+    for row in RevenueMonth.objects.all():
+        assert (
+            row.start_mrr
+            + row.new_mrr
+            + row.reactivation_mrr
+            + row.expansion_mrr
+            - row.contraction_mrr
+            - row.churned_mrr
+            == row.end_mrr
+        ), row
+        assert row.upsell_mrr + row.cross_sell_mrr == row.expansion_mrr
+    for month in HAND:
+        total = figures(month)
+        for kind in ("tier", "industry", "region", "owner"):
+            parts = RevenueMonth.objects.filter(month=f"{month}-01", segment_kind=kind)
+            for name in MONEY + COUNTS:
+                assert sum(getattr(p, name) for p in parts) == getattr(total, name), (month, kind, name)
+
+
+def test_segment_figures_by_hand(portfolio):
+    revenue_recompute(first=D(2025, 1, 1), last=D(2026, 2, 1))
+    high = figures("2025-06", "tier", "High touch")  # B 1200, C 2000 -> 1500, F 800, I 1000
+    assert (high.start_mrr, high.contraction_mrr, high.end_mrr) == (Decimal(5000), Decimal(500), Decimal(4500))
+    assert high.grr == Decimal("0.9")
+    apac = figures("2025-09", "region", "APAC")  # C 1500, E back with 400, G 600, I 1000
+    assert (apac.start_mrr, apac.reactivation_mrr, apac.end_mrr) == (Decimal(3100), Decimal(400), Decimal(3500))
+
+
+def test_recompute_is_idempotent_and_costs_the_same_queries_for_more_months(portfolio):
+    def run(first, last) -> int:
+        with CaptureQueriesContext(connection) as queries:
+            revenue_recompute(first=first, last=last)
+        return len(queries)
+
+    short = run(D(2025, 1, 1), D(2025, 3, 1))
+    long = run(D(2025, 1, 1), D(2026, 2, 1))
+    before = list(RevenueMonth.objects.order_by("pk").values())
+    assert run(D(2025, 1, 1), D(2026, 2, 1)) == long == short
+    after = list(RevenueMonth.objects.order_by("pk").values())
+    assert [{**r, "updated_at": None} for r in before] == [{**r, "updated_at": None} for r in after]
