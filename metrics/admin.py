@@ -1,1 +1,151 @@
-# Register your models here.
+"""Admin for usage, the health model and its snapshots, the revenue bridge and the alert queue."""
+
+from django.contrib import admin
+from django.utils.formats import localize
+from django.utils.html import format_html, format_html_join
+from django.utils.translation import gettext_lazy as _
+
+from csm.admin import CsmModelAdmin, EstimatedCountPaginator, ReadOnlyAdminMixin
+
+from .models import Alert, AlertRule, HealthComponent, HealthModel, HealthSnapshot, RevenueMonth, UsageRecord
+
+# --- usage --------------------------------------------------------------------------------------
+
+
+class MetricFilter(admin.SimpleListFilter):
+    """The usual metrics plus those the health model reads; a DISTINCT over all usage rows would be too slow."""
+
+    COMMON = ("active_users", "api_calls", "logins", "seats_licensed", "nps", "support_tickets")
+
+    title = _("metric")
+    parameter_name = "metric"
+
+    def lookups(self, request, model_admin):
+        configured = HealthComponent.objects.exclude(metric="").values_list("metric", "per_metric")
+        metrics = set(self.COMMON) | {slug for pair in configured for slug in pair if slug}
+        return [(slug, slug) for slug in sorted(metrics)]
+
+    def queryset(self, request, queryset):
+        return queryset.filter(metric=self.value()) if self.value() else queryset
+
+
+@admin.register(UsageRecord)
+class UsageRecordAdmin(CsmModelAdmin):
+    """Tens of millions of rows: no search and no DISTINCT-based filters; open an account's rows from its page."""
+
+    list_display = ("__str__", "account", "metric", "date", "value")
+    list_filter = (MetricFilter, "date")
+    list_select_related = ("account",)
+    paginator = EstimatedCountPaginator
+    autocomplete_fields = ("account",)
+
+
+# --- health -------------------------------------------------------------------------------------
+
+
+class HealthComponentInline(admin.TabularInline):
+    model = HealthComponent
+    fields = ("kind", "weight", "bad", "good", "metric", "per_metric", "order")
+    extra = 0
+
+
+@admin.register(HealthModel)
+class HealthModelAdmin(CsmModelAdmin):
+    list_display = ("__str__", "name", "version", "is_active", "yellow_from", "green_from", "created_at")
+    list_filter = ("is_active",)
+    search_fields = ("name", "notes")
+    inlines = (HealthComponentInline,)
+
+
+@admin.register(HealthComponent)
+class HealthComponentAdmin(CsmModelAdmin):
+    list_display = ("__str__", "model", "weight", "bad", "good", "metric", "per_metric", "order")
+    list_filter = ("kind", "model")
+    list_select_related = ("model",)
+    search_fields = ("metric", "model__name")
+    autocomplete_fields = ("model",)
+
+
+def _number(value) -> str:
+    return "-" if value is None else localize(value)
+
+
+@admin.register(HealthSnapshot)
+class HealthSnapshotAdmin(ReadOnlyAdminMixin, CsmModelAdmin):
+    list_display = ("__str__", "account", "date", "score", "band", "model_version")
+    list_filter = ("band", "date", "model_version")
+    list_select_related = ("account", "model_version")
+    search_fields = ("=account__external_id",)
+    paginator = EstimatedCountPaginator
+    fields = ("account", "date", "score", "band", "model_version", "components_table", "created_at", "updated_at")
+    readonly_fields = fields
+
+    @admin.display(description=_("components"))
+    def components_table(self, obj: HealthSnapshot) -> str:
+        kinds = dict(HealthComponent.Kind.choices)
+        parts = [part for part in obj.components or [] if isinstance(part, dict)]
+        rows = format_html_join(
+            "",
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            (
+                (
+                    kinds.get(part.get("kind"), part.get("kind")),
+                    _number(part.get("raw", part.get("raw_value"))),
+                    _number(part.get("score")),
+                    _number(part.get("weight")),
+                )
+                for part in parts
+            ),
+        )
+        return format_html(
+            "<table><thead><tr><th>{}</th><th>{}</th><th>{}</th><th>{}</th></tr></thead><tbody>{}</tbody></table>",
+            _("kind"),
+            _("raw value"),
+            _("score"),
+            _("weight"),
+            rows,
+        )
+
+
+# --- revenue ------------------------------------------------------------------------------------
+
+
+@admin.register(RevenueMonth)
+class RevenueMonthAdmin(ReadOnlyAdminMixin, CsmModelAdmin):
+    list_display = (
+        "__str__",
+        "segment_kind",
+        "segment",
+        "start_mrr",
+        "new_mrr",
+        "expansion_mrr",
+        "contraction_mrr",
+        "churned_mrr",
+        "end_mrr",
+        "grr",
+        "nrr",
+    )
+    list_filter = ("segment_kind",)
+    search_fields = ("segment",)
+    date_hierarchy = "month"
+    ordering = ("-month", "segment_kind", "segment")
+
+
+# --- alerts -------------------------------------------------------------------------------------
+
+
+@admin.register(AlertRule)
+class AlertRuleAdmin(CsmModelAdmin):
+    list_display = ("name", "kind", "is_active", "threshold_percent", "metric", "per_metric", "due_in_days")
+    list_filter = ("is_active", "kind")
+    search_fields = ("name", "description")
+
+
+@admin.register(Alert)
+class AlertAdmin(CsmModelAdmin):
+    list_display = ("__str__", "account", "rule", "status", "owner", "due", "created_at")
+    list_filter = ("status", "rule", "owner", "due")
+    list_select_related = ("rule", "account", "owner")
+    search_fields = ("account__name", "=account__external_id", "reason")
+    paginator = EstimatedCountPaginator
+    autocomplete_fields = ("rule", "account", "owner")

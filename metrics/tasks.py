@@ -1,6 +1,6 @@
 """Celery tasks: thin, idempotent callers of the services, retried with back-off on database errors.
 
-The nightly task chains: MRR refresh -> tier rules -> health (a group of id-range chunks, so more
+The nightly task chains: MRR refresh -> tier rules -> revenue bridge -> health (a group of id-range chunks, so more
 workers finish sooner) -> alerts. Without a broker everything runs eagerly, chunks one after another.
 """
 
@@ -14,6 +14,7 @@ from accounts.models import Account
 from accounts.services import account_mrr_refresh, tier_rules_apply
 from metrics.services.alerts import alerts_evaluate
 from metrics.services.health import health_recompute
+from metrics.services.revenue import revenue_recompute
 
 CHUNK_SIZE = 5000
 # Back-off stays far below the broker's visibility timeout (an hour), or a retried task is delivered twice.
@@ -50,6 +51,11 @@ def run_tier_rules() -> int:
 
 
 @shared_task(**RETRYING)
+def recompute_revenue() -> int:
+    return revenue_recompute()
+
+
+@shared_task(**RETRYING)
 def recompute_health_chunk(low: int, high: int, on: str | None = None) -> int:
     return health_recompute(on=_date(on), id_range=(low, high))
 
@@ -73,7 +79,7 @@ def recompute_accounts(account_ids: list[int]) -> int:
 def nightly_workflow(on: str | None = None, chunk_size: int = CHUNK_SIZE):
     """The nightly canvas; health chunks run in parallel, and alerts wait for all of them."""
     chunks = [recompute_health_chunk.si(low, high, on) for low, high in id_ranges(chunk_size)]
-    steps = [refresh_mrr.si(), run_tier_rules.si()]
+    steps = [refresh_mrr.si(), run_tier_rules.si(), recompute_revenue.si()]
     if chunks:
         steps.append(chord(chunks, evaluate_alerts.s(on=on)))
     else:

@@ -1,6 +1,6 @@
 from django.db import migrations
 
-NAME = "Nightly recompute: MRR, tier rules, health, alerts"
+NAME = "Nightly recompute: MRR, tier rules, revenue, health, alerts"
 
 
 def create_schedule(apps, schema_editor):

@@ -12,8 +12,8 @@ from .recompute_health import parse_date
 
 class Command(BaseCommand):
     help = (
-        "Run the nightly recompute here and now, without a worker: MRR, tier rules, health snapshots "
-        "(in account-id chunks) and alerts, in that order."
+        "Run the nightly recompute here and now, without a worker: MRR, tier rules, the revenue bridge, "
+        "health snapshots (in account-id chunks) and alerts, in that order."
     )
 
     def add_arguments(self, parser):

@@ -1,0 +1,25 @@
+from django.core.management.base import BaseCommand, CommandError
+
+from metrics.services.revenue import parse_month, revenue_recompute
+
+
+class Command(BaseCommand):
+    help = (
+        "Recompute the monthly revenue bridge (start, new, reactivation, expansion, contraction, churn, "
+        "end MRR and the rates) for every segment. Idempotent: a month's rows are replaced."
+    )
+
+    def add_arguments(self, parser):
+        parser.add_argument(
+            "--from", dest="first", metavar="YYYY-MM", help="First month. Default: the first with revenue."
+        )
+        parser.add_argument("--to", dest="last", metavar="YYYY-MM", help="Last month. Default: this month.")
+
+    def handle(self, *args, first, last, **options):
+        try:
+            first = parse_month(first) if first else None
+            last = parse_month(last) if last else None
+            written = revenue_recompute(first=first, last=last)
+        except ValueError as error:
+            raise CommandError(str(error)) from None
+        self.stdout.write(self.style.SUCCESS(f"{written} revenue-month rows written."))

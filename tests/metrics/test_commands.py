@@ -1,0 +1,73 @@
+"""The recompute commands: clear errors for bad input, idempotent runs, figures printed."""
+
+import datetime
+from decimal import Decimal
+from io import StringIO
+
+import pytest
+from django.core.management import CommandError, call_command
+
+from metrics.models import HealthSnapshot, RevenueMonth
+from tests import factories
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def paying():
+    account = factories.AccountFactory(external_id="acme", customer_since=datetime.date(2026, 1, 1))
+    factories.SubscriptionFactory(account=account, mrr=Decimal(100), start_date=datetime.date(2026, 1, 1))
+    return account
+
+
+def run(*args) -> str:
+    out = StringIO()
+    call_command(*args, stdout=out, stderr=StringIO())
+    return out.getvalue()
+
+
+def test_recompute_health_backfills_a_range_for_chosen_accounts(paying):
+    other = factories.AccountFactory(customer_since=datetime.date(2026, 1, 1))
+    factories.SubscriptionFactory(account=other, start_date=datetime.date(2026, 1, 1))
+    output = run("recompute_health", "--from", "2026-03-01", "--to", "2026-03-10", "--account", "acme")
+    assert "10 snapshots written for 10 day(s), 2026-03-01 to 2026-03-10." in output
+    assert set(HealthSnapshot.objects.values_list("account__external_id", flat=True)) == {"acme"}
+    run("recompute_health", "--from", "2026-03-01", "--to", "2026-03-10", "--account", "acme")
+    assert HealthSnapshot.objects.count() == 10
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--date", "2026-13-01"], "'2026-13-01' is not a date; use YYYY-MM-DD."),
+        (["--date", "2026-01-01", "--from", "2026-01-01"], "Give either --date or --from/--to, not both."),
+        (["--to", "2026-01-01"], "--to needs --from."),
+        (["--from", "2026-02-01", "--to", "2026-01-01"], "The range ends (2026-01-01) before it starts (2026-02-01)."),
+        (["--account", "nope", "acme"], "No account with external id: nope."),
+    ],
+)
+def test_recompute_health_rejects_bad_input(paying, args, message):
+    with pytest.raises(CommandError) as error:
+        run("recompute_health", *args)
+    assert str(error.value) == message
+    assert not HealthSnapshot.objects.exists()
+
+
+def test_recompute_revenue(paying):
+    # Three months, each with rows for all, tier, industry, region and owner.
+    assert "15 revenue-month rows written." in run("recompute_revenue", "--from", "2026-01", "--to", "2026-03")
+    assert RevenueMonth.objects.filter(segment_kind="all").count() == 3
+    assert run("recompute_revenue", "--from", "2026-01", "--to", "2026-03")
+    assert RevenueMonth.objects.count() == 15
+    with pytest.raises(CommandError, match="'2026-1x' is not a month; use YYYY-MM."):
+        run("recompute_revenue", "--from", "2026-1x")
+    with pytest.raises(CommandError, match="ends before it starts"):
+        run("recompute_revenue", "--from", "2026-03", "--to", "2026-01")
+
+
+def test_recompute_metrics_runs_everything(paying):
+    output = run("recompute_metrics", "--date", "2026-03-31")
+    assert "Metrics recomputed for 2026-03-31" in output
+    assert "1 health snapshots" in output
+    assert HealthSnapshot.objects.filter(date=datetime.date(2026, 3, 31)).count() == 1
+    assert RevenueMonth.objects.filter(segment_kind="all").exists()
