@@ -1,1 +1,588 @@
-# Register your models here.
+"""Admin for accounts: partners and keys, tiers, accounts with their contacts, revenue lines and touches.
+
+Every change goes through `accounts.services`, so the admin keeps MRR, last touch and tier history right
+just like the workspace and the API do.
+"""
+
+from django import forms
+from django.contrib import admin, messages
+from django.contrib.auth import get_user_model
+from django.core.exceptions import ValidationError
+from django.db.models import Count, OuterRef, Q, Subquery
+from django.http import HttpResponseRedirect
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.html import format_html, format_html_join
+from django.utils.translation import gettext, ngettext
+from django.utils.translation import gettext_lazy as _
+from import_export import fields, resources, widgets
+from import_export.admin import ImportExportMixin
+
+from csm.admin import (
+    CsmModelAdmin,
+    EstimatedCountPaginator,
+    LiveFilter,
+    ReadOnlyAdminMixin,
+    ReadOnlyInlineMixin,
+    SoftDeleteAdminMixin,
+    money,
+    save_formset_with,
+)
+
+from .models import Account, Contact, Partner, PartnerKey, Subscription, Tier, TierAssignment, Touch
+from .services import (
+    account_mrr_refresh,
+    account_save,
+    contact_save,
+    partner_key_create,
+    partner_key_revoke,
+    subscription_save,
+    touch_save,
+)
+
+SYNC_FIELDS = ("external_id", "created_at", "updated_at", "deleted_at")
+
+
+# --- import / export ----------------------------------------------------------------------------
+
+
+class ReferenceWidget(widgets.ForeignKeyWidget):
+    """A related row looked up by a natural key; an unknown value is a row error that names it."""
+
+    def __init__(self, model, field: str, queryset=None) -> None:
+        super().__init__(model, field=field)
+        self.queryset = queryset
+
+    def get_queryset(self, value, row, *args, **kwargs):
+        return self.queryset if self.queryset is not None else super().get_queryset(value, row, *args, **kwargs)
+
+    def clean(self, value, row=None, **kwargs):
+        try:
+            return super().clean(value, row, **kwargs)
+        except self.model.DoesNotExist:
+            raise ValueError(
+                gettext("No %(model)s with %(field)s “%(value)s”.")
+                % {"model": self.model._meta.verbose_name, "field": self.field.replace("_", " "), "value": value}
+            ) from None
+
+
+def account_reference() -> fields.Field:
+    return fields.Field(
+        attribute="account",
+        column_name="account",
+        widget=ReferenceWidget(Account, "external_id", queryset=Account.objects.alive()),
+    )
+
+
+class SyncedResource(resources.ModelResource):
+    """Rows are matched on `external_id`; the file is one transaction, so one bad row writes nothing."""
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.user = None
+
+    def import_data(self, dataset, **kwargs):
+        # Roll back on validation errors too, not only on exceptions: the admin's confirm step imports
+        # again, and the data may have changed since the preview.
+        kwargs["rollback_on_validation_errors"] = True
+        return super().import_data(dataset, **kwargs)
+
+    def before_import(self, dataset, **kwargs) -> None:
+        self.user = kwargs.get("user")
+
+    def before_import_row(self, row, **kwargs) -> None:
+        if not str(row.get("external_id") or "").strip():
+            raise ValidationError({"external_id": gettext("Every row needs an external id.")})
+
+    class Meta:
+        import_id_fields = ["external_id"]
+        use_transactions = True
+        # Re-importing the same file is a no-op: unchanged rows are skipped, and reported as such.
+        skip_unchanged = True
+        report_skipped = True
+
+
+class AccountResource(SyncedResource):
+    owner = fields.Field(
+        attribute="owner",
+        column_name="owner",
+        widget=ReferenceWidget(get_user_model(), "username"),
+    )
+    partner = fields.Field(attribute="partner", column_name="partner", widget=ReferenceWidget(Partner, "name"))
+    tier = fields.Field(attribute="tier", column_name="tier", widget=ReferenceWidget(Tier, "slug"))
+    mrr = fields.Field(attribute="mrr", column_name="mrr", readonly=True)
+    health_score = fields.Field(attribute="health_score", column_name="health_score", readonly=True)
+    health_band = fields.Field(attribute="health_band", column_name="health_band", readonly=True)
+
+    class Meta(SyncedResource.Meta):
+        model = Account
+        fields = (
+            "external_id",
+            "name",
+            "domain",
+            "industry",
+            "region",
+            "country",
+            "employees",
+            "owner",
+            "partner",
+            "tier",
+            "tier_locked",
+            "lifecycle_stage",
+            "pricing_model",
+            "customer_since",
+            "renewal_date",
+            "churned_at",
+            "churn_reason",
+            "mrr",
+            "health_score",
+            "health_band",
+        )
+
+    def filter_export(self, queryset, **kwargs):
+        return queryset.select_related("owner", "partner", "tier")
+
+    def do_instance_save(self, instance, is_create) -> None:
+        # The service validates and writes the tier history row of a new or changed tier.
+        account_save(account=instance, changed_by=self.user, reason=gettext("Imported from a file"))
+
+
+class ContactResource(SyncedResource):
+    account = account_reference()
+
+    class Meta(SyncedResource.Meta):
+        model = Contact
+        fields = ("external_id", "account", "name", "email", "title", "role", "is_primary")
+
+    def filter_export(self, queryset, **kwargs):
+        return queryset.select_related("account")
+
+    def do_instance_save(self, instance, is_create) -> None:
+        # The service validates, demoting the account's previous primary contact first; a model-level
+        # check before it would reject a second primary contact that the service handles.
+        contact_save(contact=instance)
+
+
+class SubscriptionResource(SyncedResource):
+    """Lines are validated and saved row by row; the accounts' MRR is refreshed once, in one UPDATE, at the end."""
+
+    account = account_reference()
+
+    class Meta(SyncedResource.Meta):
+        model = Subscription
+        fields = ("external_id", "account", "product", "mrr", "quantity", "start_date", "end_date")
+        clean_model_instances = True
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.account_ids: set[int] = set()
+
+    def filter_export(self, queryset, **kwargs):
+        return queryset.select_related("account")
+
+    def after_init_instance(self, instance, new, row, **kwargs) -> None:
+        if not new:
+            self.account_ids.add(instance.account_id)  # a line moved to another account changes both
+
+    def after_save_instance(self, instance, row, **kwargs) -> None:
+        self.account_ids.add(instance.account_id)
+
+    def after_import(self, dataset, result, **kwargs) -> None:
+        super().after_import(dataset, result, **kwargs)
+        if self.account_ids:
+            account_mrr_refresh(account_ids=self.account_ids)
+
+
+class AllOrNothingImportMixin(ImportExportMixin):
+    """A confirmed import that failed was rolled back: say so, rather than report and log its rows as added."""
+
+    def process_result(self, result, request):
+        if result.has_errors() or result.has_validation_errors():
+            rows = sorted({number for number, _errors in result.row_errors()} | {r.number for r in result.invalid_rows})
+            self.message_user(
+                request,
+                gettext("Nothing was imported. Invalid rows: %(rows)s. Correct the file and import it again.")
+                % {"rows": ", ".join(map(str, rows)) or "-"},
+                messages.ERROR,
+            )
+            return HttpResponseRedirect(reverse(f"admin:{self.opts.app_label}_{self.opts.model_name}_changelist"))
+        return super().process_result(result, request)
+
+
+# --- partners -----------------------------------------------------------------------------------
+
+
+class PartnerKeyInline(ReadOnlyInlineMixin, admin.TabularInline):
+    model = PartnerKey
+    fields = readonly_fields = ("name", "prefix", "created_at", "last_used_at", "revoked_at")
+    show_change_link = True
+
+
+class PartnerForm(forms.ModelForm):
+    new_key_name = forms.CharField(
+        label=_("Create an API key named"),
+        max_length=100,
+        required=False,
+        help_text=_("Leave empty to create no key. The key is shown once, after saving; only its hash is stored."),
+    )
+
+    class Meta:
+        model = Partner
+        fields = ("name", "scope", "is_active")
+
+
+@admin.register(Partner)
+class PartnerAdmin(CsmModelAdmin):
+    form = PartnerForm
+    fields = ("name", "scope", "is_active", "new_key_name")
+    list_display = ("name", "scope", "is_active", "live_keys", "created_at")
+    list_filter = ("scope", "is_active")
+    search_fields = ("name",)
+    inlines = (PartnerKeyInline,)
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).annotate(live_key_count=Count("keys", filter=Q(keys__revoked_at=None)))
+
+    @admin.display(description=_("live keys"), ordering="live_key_count")
+    def live_keys(self, obj: Partner) -> int:
+        return obj.live_key_count
+
+    def save_model(self, request, obj, form, change) -> None:
+        super().save_model(request, obj, form, change)
+        name = form.cleaned_data.get("new_key_name")
+        if name:
+            key, raw_key = partner_key_create(partner=obj, name=name)
+            self.message_user(
+                request,
+                format_html(
+                    gettext("API key “{}” created: <code>{}</code> Copy it now: it cannot be shown again."),
+                    key.name,
+                    raw_key,
+                ),
+                messages.WARNING,
+            )
+
+
+@admin.register(PartnerKey)
+class PartnerKeyAdmin(CsmModelAdmin):
+    """Keys are created from their partner's page, the only place the raw key can be shown."""
+
+    fields = ("partner", "name", "prefix", "created_at", "last_used_at", "revoked_at")
+    readonly_fields = ("partner", "prefix", "created_at", "last_used_at", "revoked_at")
+    list_display = ("__str__", "partner", "name", "created_at", "last_used_at", "revoked_at")
+    list_filter = (("revoked_at", admin.EmptyFieldListFilter), "partner")
+    list_select_related = ("partner",)
+    search_fields = ("name", "prefix", "partner__name")
+    actions = ("revoke_keys",)
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    @admin.action(description=_("Revoke selected keys"), permissions=["change"])
+    def revoke_keys(self, request, queryset) -> None:
+        keys = [partner_key_revoke(key=key) for key in queryset.filter(revoked_at__isnull=True)]
+        self.message_user(
+            request, ngettext("%(count)d key revoked.", "%(count)d keys revoked.", len(keys)) % {"count": len(keys)}
+        )
+
+
+# --- tiers --------------------------------------------------------------------------------------
+
+
+@admin.register(Tier)
+class TierAdmin(CsmModelAdmin):
+    list_display = (
+        "name",
+        "slug",
+        "rank",
+        "touch_cadence_days",
+        "qbr_cadence_days",
+        "min_arr_display",
+        "renewal_alert_days",
+    )
+    search_fields = ("name", "slug")
+    prepopulated_fields = {"slug": ("name",)}
+    ordering = ("rank",)
+
+    @admin.display(description=_("minimum ARR"), ordering="min_arr")
+    def min_arr_display(self, obj: Tier) -> str:
+        return money(obj.min_arr, decimal_pos=0)
+
+
+@admin.register(TierAssignment)
+class TierAssignmentAdmin(ReadOnlyAdminMixin, CsmModelAdmin):
+    """Tier history: written by `tier_assign` only, so that exactly one period is open per account."""
+
+    list_display = ("__str__", "account", "tier", "started_at", "ended_at", "source", "assigned_by")
+    list_filter = ("source", "tier", ("ended_at", admin.EmptyFieldListFilter))
+    list_select_related = ("account", "tier", "assigned_by")
+    search_fields = ("account__name", "=account__external_id")
+    paginator = EstimatedCountPaginator
+
+
+# --- accounts -----------------------------------------------------------------------------------
+
+
+class ContactInline(admin.TabularInline):
+    model = Contact
+    fields = ("name", "email", "title", "role", "is_primary", "external_id")
+    extra = 0
+    show_change_link = True
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).alive()
+
+
+class SubscriptionInline(admin.TabularInline):
+    model = Subscription
+    fields = ("product", "mrr", "quantity", "start_date", "end_date", "external_id")
+    extra = 0
+    show_change_link = True
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).alive()
+
+
+class TierHistoryInline(ReadOnlyInlineMixin, admin.TabularInline):
+    model = TierAssignment
+    verbose_name_plural = _("tier history")
+    fields = readonly_fields = ("tier", "started_at", "ended_at", "source", "reason", "assigned_by")
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("tier", "assigned_by")
+
+
+class RecentTouchInline(ReadOnlyInlineMixin, admin.TabularInline):
+    RECENT = 10
+
+    model = Touch
+    verbose_name_plural = _("recent touches")
+    fields = readonly_fields = ("occurred_at", "kind", "subject", "csm", "sentiment")
+    show_change_link = True
+
+    def get_queryset(self, request):
+        # The formset filters this by account afterwards, and a sliced queryset cannot be filtered: a
+        # correlated subquery picks each account's latest touches instead.
+        latest = (
+            Touch.objects.alive()
+            .filter(account_id=OuterRef("account_id"))
+            .order_by("-occurred_at", "-pk")
+            .values("pk")[: self.RECENT]
+        )
+        return super().get_queryset(request).filter(pk__in=Subquery(latest)).select_related("csm")
+
+
+@admin.register(Account)
+class AccountAdmin(SoftDeleteAdminMixin, AllOrNothingImportMixin, CsmModelAdmin):
+    resource_classes = (AccountResource,)
+    list_display = (
+        "name",
+        "external_id",
+        "tier",
+        "owner",
+        "arr",
+        "health",
+        "last_touch_at",
+        "renewal_date",
+    )
+    list_filter = (
+        LiveFilter,
+        "tier",
+        "health_band",
+        "lifecycle_stage",
+        "industry",
+        "region",
+        "owner",
+        "tier_locked",
+    )
+    list_select_related = ("tier", "owner")
+    search_fields = ("name", "=external_id", "domain")
+    ordering = ("name",)
+    paginator = EstimatedCountPaginator
+    autocomplete_fields = ("owner", "partner", "tier")
+    readonly_fields = (
+        "mrr_display",
+        "arr",
+        "health_score",
+        "health_band",
+        "last_touch_at",
+        "related",
+        "created_at",
+        "updated_at",
+        "deleted_at",
+    )
+    fieldsets = (
+        (None, {"fields": ("name", "external_id", "domain", "industry", "region", "country", "employees")}),
+        (_("Ownership"), {"fields": ("owner", "partner", "tier", "tier_locked")}),
+        (
+            _("Lifecycle"),
+            {
+                "fields": (
+                    "lifecycle_stage",
+                    "pricing_model",
+                    "customer_since",
+                    "renewal_date",
+                    "churned_at",
+                    "churn_reason",
+                )
+            },
+        ),
+        (
+            _("Kept current by the system"),
+            {"fields": ("mrr_display", "arr", "health_score", "health_band", "last_touch_at", "related")},
+        ),
+        (_("Record"), {"fields": ("created_at", "updated_at", "deleted_at"), "classes": ("collapse",)}),
+    )
+    inlines = (ContactInline, SubscriptionInline, TierHistoryInline, RecentTouchInline)
+    actions = ("lock_tier", "unlock_tier")
+
+    @admin.display(description=_("MRR"), ordering="mrr")
+    def mrr_display(self, obj: Account) -> str:
+        return money(obj.mrr)
+
+    @admin.display(description=_("ARR"), ordering="mrr")
+    def arr(self, obj: Account) -> str:
+        return money(obj.arr, decimal_pos=0)
+
+    @admin.display(description=_("health"), ordering="health_score")
+    def health(self, obj: Account) -> str:
+        if not obj.health_band:
+            return "-"
+        return f"{obj.get_health_band_display()} ({obj.health_score})"
+
+    @admin.display(description=_("related"))
+    def related(self, obj: Account) -> str:
+        if obj.pk is None:
+            return "-"
+        links = [
+            ("accounts", "touch", _("touches")),
+            ("success_plans", "successplan", _("success plans")),
+            ("metrics", "usagerecord", _("usage")),
+            ("metrics", "healthsnapshot", _("health history")),
+            ("metrics", "alert", _("alerts")),
+        ]
+        return format_html_join(
+            " · ",
+            '<a href="{}?account__id__exact={}">{}</a>',
+            ((reverse(f"admin:{app}_{model}_changelist"), obj.pk, label) for app, model, label in links),
+        )
+
+    def save_model(self, request, obj, form, change) -> None:
+        account_save(account=obj, changed_by=request.user, source=TierAssignment.Source.MANUAL)
+
+    def save_formset(self, request, form, formset, change) -> None:
+        if formset.model is Contact:
+            save_formset_with(formset, lambda contact: contact_save(contact=contact))
+        elif formset.model is Subscription:
+            save_formset_with(formset, lambda line: subscription_save(subscription=line))
+        else:
+            super().save_formset(request, form, formset, change)
+
+    @admin.action(description=_("Lock tier (tier rules leave these accounts alone)"), permissions=["change"])
+    def lock_tier(self, request, queryset) -> None:
+        self._set_tier_locked(request, queryset, locked=True)
+
+    @admin.action(description=_("Unlock tier (tier rules may move these accounts)"), permissions=["change"])
+    def unlock_tier(self, request, queryset) -> None:
+        self._set_tier_locked(request, queryset, locked=False)
+
+    def _set_tier_locked(self, request, queryset, *, locked: bool) -> None:
+        count = queryset.exclude(tier_locked=locked).update(tier_locked=locked, updated_at=timezone.now())
+        self.message_user(
+            request,
+            ngettext("%(count)d account changed.", "%(count)d accounts changed.", count) % {"count": count},
+        )
+
+
+@admin.register(Contact)
+class ContactAdmin(SoftDeleteAdminMixin, AllOrNothingImportMixin, CsmModelAdmin):
+    resource_classes = (ContactResource,)
+    list_display = ("name", "account", "email", "title", "role", "is_primary", "external_id")
+    list_filter = (LiveFilter, "role", "is_primary")
+    list_select_related = ("account",)
+    search_fields = ("name", "email", "=external_id", "account__name")
+    # Grouped by account: served by the account index, where sorting all contacts by name is not.
+    ordering = ("account_id", "-is_primary", "name")
+    paginator = EstimatedCountPaginator
+    autocomplete_fields = ("account",)
+    readonly_fields = ("created_at", "updated_at", "deleted_at")
+    fields = ("account", "name", "email", "title", "role", "is_primary", *SYNC_FIELDS)
+
+    def save_model(self, request, obj, form, change) -> None:
+        contact_save(contact=obj)
+
+
+@admin.register(Subscription)
+class SubscriptionAdmin(SoftDeleteAdminMixin, AllOrNothingImportMixin, CsmModelAdmin):
+    resource_classes = (SubscriptionResource,)
+    list_display = ("__str__", "account", "product", "mrr_display", "quantity", "start_date", "end_date")
+    list_filter = (LiveFilter, "start_date", "end_date")
+    list_select_related = ("account",)
+    search_fields = ("product", "=external_id", "account__name")
+    paginator = EstimatedCountPaginator
+    autocomplete_fields = ("account",)
+    readonly_fields = ("created_at", "updated_at", "deleted_at")
+    fields = ("account", "product", "mrr", "quantity", "start_date", "end_date", *SYNC_FIELDS)
+
+    @admin.display(description=_("MRR"), ordering="mrr")
+    def mrr_display(self, obj: Subscription) -> str:
+        return money(obj.mrr)
+
+    def save_model(self, request, obj, form, change) -> None:
+        subscription_save(subscription=obj)
+
+
+class TouchAdminForm(forms.ModelForm):
+    class Meta:
+        model = Touch
+        fields = (
+            "account",
+            "csm",
+            "contacts",
+            "kind",
+            "occurred_at",
+            "duration_minutes",
+            "source",
+            "subject",
+            "notes",
+            "sentiment",
+            "next_step",
+            "next_step_due",
+            "external_id",
+        )
+
+    def clean(self):
+        cleaned = super().clean()
+        account, contacts = cleaned.get("account"), cleaned.get("contacts")
+        # The admin saves contacts after the service (save_related), so the service cannot check them.
+        if account and contacts:
+            strangers = [contact.name for contact in contacts if contact.account_id != account.pk]
+            if strangers:
+                self.add_error(
+                    "contacts",
+                    gettext("Not contacts of this account: %(names)s.") % {"names": ", ".join(strangers)},
+                )
+        return cleaned
+
+
+@admin.register(Touch)
+class TouchAdmin(SoftDeleteAdminMixin, CsmModelAdmin):
+    form = TouchAdminForm
+    list_display = ("__str__", "account", "csm", "occurred_at", "sentiment", "source")
+    list_filter = (LiveFilter, "kind", "sentiment", "source", "occurred_at")
+    list_select_related = ("account", "csm")
+    search_fields = ("subject", "=external_id", "account__name")
+    # Newest first by primary key: an index serves it, where sorting by occurred_at reads every touch.
+    ordering = ("-pk",)
+    paginator = EstimatedCountPaginator
+    autocomplete_fields = ("account", "csm", "contacts")
+    readonly_fields = ("created_at", "updated_at", "deleted_at")
+    fieldsets = (
+        (None, {"fields": ("account", "csm", "contacts", "kind", "occurred_at", "duration_minutes", "source")}),
+        (_("Content"), {"fields": ("subject", "notes", "sentiment", "next_step", "next_step_due")}),
+        (_("Record"), {"fields": SYNC_FIELDS, "classes": ("collapse",)}),
+    )
+
+    def save_model(self, request, obj, form, change) -> None:
+        # Contacts follow in save_related; they do not affect the account's last touch the service sets.
+        touch_save(touch=obj)

@@ -12,29 +12,14 @@ from .models import Alert, AlertRule, HealthComponent, HealthModel, HealthSnapsh
 # --- usage --------------------------------------------------------------------------------------
 
 
-class MetricFilter(admin.SimpleListFilter):
-    """The usual metrics plus those the health model reads; a DISTINCT over all usage rows would be too slow."""
-
-    COMMON = ("active_users", "api_calls", "logins", "seats_licensed", "nps", "support_tickets")
-
-    title = _("metric")
-    parameter_name = "metric"
-
-    def lookups(self, request, model_admin):
-        configured = HealthComponent.objects.exclude(metric="").values_list("metric", "per_metric")
-        metrics = set(self.COMMON) | {slug for pair in configured for slug in pair if slug}
-        return [(slug, slug) for slug in sorted(metrics)]
-
-    def queryset(self, request, queryset):
-        return queryset.filter(metric=self.value()) if self.value() else queryset
-
-
 @admin.register(UsageRecord)
 class UsageRecordAdmin(CsmModelAdmin):
-    """Tens of millions of rows: no search and no DISTINCT-based filters; open an account's rows from its page."""
+    """Tens of millions of rows: any filter matching a large share of them (a metric, a date range) makes the
+    changelist count millions of rows, so there are none. An account's rows are reached from its page
+    (`?account__id__exact=…`, served by the (account, metric, date) index), optionally with `&metric=…`.
+    """
 
     list_display = ("__str__", "account", "metric", "date", "value")
-    list_filter = (MetricFilter, "date")
     list_select_related = ("account",)
     paginator = EstimatedCountPaginator
     autocomplete_fields = ("account",)
@@ -73,7 +58,9 @@ def _number(value) -> str:
 @admin.register(HealthSnapshot)
 class HealthSnapshotAdmin(ReadOnlyAdminMixin, CsmModelAdmin):
     list_display = ("__str__", "account", "date", "score", "band", "model_version")
-    list_filter = ("band", "date", "model_version")
+    # Only the date: served by the (date, band) index, and a day holds one row per account. A band or
+    # model filter alone would count a large share of all snapshots.
+    list_filter = ("date",)
     list_select_related = ("account", "model_version")
     search_fields = ("=account__external_id",)
     paginator = EstimatedCountPaginator

@@ -1,0 +1,190 @@
+"""Admin building blocks shared by the apps: a paginator for big tables, soft delete, service errors, money."""
+
+from collections.abc import Callable
+from decimal import Decimal
+from typing import Any
+
+from django.conf import settings
+from django.contrib import admin, messages
+from django.core.exceptions import ValidationError
+from django.core.paginator import Paginator
+from django.db import connections, models, transaction
+from django.db.models import QuerySet
+from django.http import HttpResponseRedirect
+from django.utils.formats import number_format
+from django.utils.functional import cached_property
+from django.utils.text import capfirst
+from django.utils.translation import gettext_lazy as _
+
+from accounts.services import soft_delete
+from csm.models import SyncedModel
+
+
+def money(value: Decimal | None, decimal_pos: int = 2) -> str:
+    """An amount in the deployment currency, grouped and formatted by the active locale."""
+    if value is None:
+        return "-"
+    return f"{settings.CSM_CURRENCY} {number_format(value, decimal_pos=decimal_pos, force_grouping=True)}"
+
+
+# --- counting big tables ------------------------------------------------------------------------
+
+
+def table_row_estimate(model: type[models.Model], using: str) -> int:
+    """PostgreSQL's planner estimate of a table's rows (pg_class.reltuples); 0 when never analysed."""
+    with connections[using].cursor() as cursor:
+        cursor.execute("SELECT reltuples FROM pg_class WHERE oid = to_regclass(%s)", [model._meta.db_table])
+        row = cursor.fetchone()
+    return max(int(row[0]), 0) if row else 0
+
+
+def is_unfiltered(queryset: QuerySet) -> bool:
+    """True when the queryset reads the whole table, or the whole table but its (few) soft-deleted rows."""
+    where = queryset.query.where
+    if not where:
+        return True
+    return issubclass(queryset.model, SyncedModel) and where == queryset.model._default_manager.alive().query.where
+
+
+class EstimatedCountPaginator(Paginator):
+    """Counts a big unfiltered table from PostgreSQL's statistics instead of a COUNT(*) that reads every row.
+
+    A changelist only needs the total for its page links, and on tens of millions of rows COUNT(*) takes
+    seconds. Filtered lists, small tables (estimate below EXACT_BELOW, or never analysed) and other
+    databases get an exact count.
+    """
+
+    EXACT_BELOW = 10_000
+
+    @cached_property
+    def count(self) -> int:
+        queryset = self.object_list
+        if isinstance(queryset, QuerySet) and connections[queryset.db].vendor == "postgresql":
+            if is_unfiltered(queryset):
+                estimate = table_row_estimate(queryset.model, queryset.db)
+                if estimate >= self.EXACT_BELOW:
+                    return estimate
+        return super().count
+
+
+# --- base admin ---------------------------------------------------------------------------------
+
+
+class CsmModelAdmin(admin.ModelAdmin):
+    """The base of every admin here.
+
+    Services validate more than the model does (e.g. no touches in the future). When one refuses a
+    change, the admin's transaction is rolled back and the user gets the service's message instead of
+    a server error.
+    """
+
+    # The unfiltered total next to a filtered count is a second COUNT(*) over the whole table.
+    show_full_result_count = False
+
+    def get_queryset(self, request):
+        # The relations a list shows are shown on the change page too (title, read-only fields): join
+        # them there as well rather than loading each one on its own.
+        queryset = super().get_queryset(request)
+        if isinstance(self.list_select_related, list | tuple) and self.list_select_related:
+            queryset = queryset.select_related(*self.list_select_related)
+        return queryset
+
+    def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
+        try:
+            return super().changeform_view(request, object_id, form_url, extra_context)
+        except ValidationError as error:
+            self.message_user(request, " ".join(error.messages), messages.ERROR)
+            return HttpResponseRedirect(request.get_full_path())
+
+
+class ReadOnlyAdminMixin:
+    """Rows recorded or computed by services and tasks: viewable, never edited by hand."""
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+
+class ReadOnlyInlineMixin:
+    """History and logs shown beside their parent, written only by services."""
+
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+
+class LiveFilter(admin.SimpleListFilter):
+    """Live rows by default; tombstones (soft-deleted rows kept for partner sync) on request."""
+
+    title = _("deleted")
+    parameter_name = "deleted"
+
+    def lookups(self, request, model_admin):
+        return [("no", _("Live")), ("yes", _("Deleted")), ("all", _("All"))]
+
+    def value(self) -> str:
+        return super().value() or "no"
+
+    def choices(self, changelist):
+        for lookup, title in self.lookup_choices:
+            yield {
+                "selected": self.value() == lookup,
+                "query_string": changelist.get_query_string({self.parameter_name: lookup}),
+                "display": title,
+            }
+
+    def queryset(self, request, queryset):
+        if self.value() == "no":
+            return queryset.filter(deleted_at__isnull=True)
+        if self.value() == "yes":
+            return queryset.filter(deleted_at__isnull=False)
+        return queryset
+
+
+class SoftDeleteAdminMixin:
+    """Deleting a synced object leaves a tombstone partners can sync, via `accounts.services.soft_delete`."""
+
+    def delete_model(self, request, obj) -> None:
+        soft_delete(instance=obj)
+
+    @transaction.atomic
+    def delete_queryset(self, request, queryset) -> None:
+        # One service call per row: it fixes what depended on each (MRR, last touch). The action works on
+        # the rows selected on one page, so this stays small.
+        for obj in queryset.filter(deleted_at__isnull=True):
+            soft_delete(instance=obj)
+
+    def get_deleted_objects(self, objs, request):
+        # Nothing cascades on a soft delete, so only the objects themselves are listed; collecting the
+        # would-be cascade would also read big related tables (usage, snapshots) for nothing.
+        opts = self.model._meta
+        objs = list(objs)
+        deleted = [f"{capfirst(opts.verbose_name)}: {obj}" for obj in objs]
+        perms_needed = set() if self.has_delete_permission(request) else {opts.verbose_name}
+        return deleted, {opts.verbose_name_plural: len(objs)}, perms_needed, []
+
+
+def save_formset_with(formset, save: Callable[[Any], Any]) -> None:
+    """Save an inline formset row by row through `save` (a service); deleted synced rows become tombstones."""
+    instances = formset.save(commit=False)
+    for obj in formset.deleted_objects:
+        if isinstance(obj, SyncedModel):
+            soft_delete(instance=obj)
+        else:
+            obj.delete()
+    for obj in instances:
+        save(obj)
+    formset.save_m2m()

@@ -1,0 +1,530 @@
+"""Reads over the revenue history (SPEC 4): retention, LTV, cohorts, expansion, churn, time-to-value.
+
+Money is MRR in CSM_CURRENCY at month ends (ARR = 12 x MRR); rates and shares are fractions (1 = 100 %)
+to six places. A figure that cannot be computed (nothing to divide by) is None, never 0 or infinity.
+Every selector costs a fixed number of queries whatever the number of accounts and months: those that
+follow accounts month by month share `load_history()` (two queries; pass `history` to reuse one), the
+others read the stored RevenueMonth rows or aggregate in the database.
+"""
+
+import datetime
+import math
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterable
+from decimal import Decimal
+from typing import TypedDict
+
+from django.conf import settings
+from django.db.models import Max, OuterRef, Subquery, Sum
+from django.utils.translation import gettext
+
+from accounts.models import Account, Subscription
+from metrics.models import RevenueMonth
+from metrics.services.revenue import (
+    FIGURES,
+    MONEY_PLACES,
+    RATE_PLACES,
+    ZERO,
+    AccountHistory,
+    Movement,
+    MrrHistory,
+    _ratio,
+    load_history,
+    month_index,
+    month_start,
+    movement,
+    movements,
+)
+from success_plans.models import Goal, SuccessPlan
+
+SegmentKind = RevenueMonth.SegmentKind
+
+# (label, lowest, highest) months since the first MRR month; None: no upper bound.
+TENURE_BANDS: tuple[tuple[str, int, int | None], ...] = (
+    ("0–3", 0, 3),
+    ("4–6", 4, 6),
+    ("7–12", 7, 12),
+    ("13–24", 13, 24),
+    ("25+", 25, None),
+)
+
+# How much of a month's movement each bridge figure counts, so a drill-down always equals the bridge.
+FIGURE_AMOUNT: dict[str, Callable[[Movement], Decimal]] = {
+    "start_mrr": lambda move: move.start,
+    "end_mrr": lambda move: move.end,
+    "new_mrr": lambda move: move.amount if move.kind == "new" else ZERO,
+    "reactivation_mrr": lambda move: move.amount if move.kind == "reactivation" else ZERO,
+    "expansion_mrr": lambda move: move.amount if move.kind == "expansion" else ZERO,
+    "upsell_mrr": lambda move: move.upsell,
+    "cross_sell_mrr": lambda move: move.cross_sell if move.kind == "expansion" else ZERO,
+    "contraction_mrr": lambda move: move.amount if move.kind == "contraction" else ZERO,
+    "churned_mrr": lambda move: move.amount if move.kind == "churn" else ZERO,
+}
+
+
+class Retention(TypedDict):
+    nrr: Decimal | None
+    grr: Decimal | None
+    base_mrr: Decimal
+    accounts: int
+
+
+class SegmentLtv(TypedDict):
+    arpa: Decimal | None
+    churn_rate: Decimal | None
+    ltv: Decimal | None
+
+
+class AccountLtv(TypedDict):
+    segment: str
+    mrr: Decimal
+    churn_rate: Decimal | None
+    ltv: Decimal | None
+
+
+class Cohort(TypedDict):
+    cohort: datetime.date
+    accounts: int
+    start_mrr: Decimal
+    logos: list[Decimal | None]
+    revenue: list[Decimal | None]
+
+
+class SegmentExpansion(TypedDict):
+    upsell: Decimal
+    cross_sell: Decimal
+    expansion: Decimal
+    expanding: int
+    average_expansion: Decimal | None
+
+
+class UpsellTiming(TypedDict):
+    distribution: dict[int, int]
+    median_months: Decimal | None
+    accounts: int
+
+
+class ChurnGroup(TypedDict):
+    mrr: Decimal
+    logos: int
+
+
+class ChurnAnalysis(TypedDict):
+    churned_mrr: Decimal
+    churned_accounts: int
+    by_tenure: dict[str, ChurnGroup]
+    by_tier: dict[str, ChurnGroup]
+    reasons: dict[str, int]
+
+
+class TierTimeToValue(TypedDict):
+    median_days: Decimal | None
+    count: int
+    values: list[int]
+
+
+class TimeToValue(TypedDict):
+    median_days: Decimal | None
+    by_tier: dict[str, TierTimeToValue]
+    accounts: int
+
+
+class Concentration(TypedDict):
+    accounts: int
+    top_accounts: int
+    top_arr: Decimal
+    total_arr: Decimal
+    top_share: Decimal | None
+
+
+class DrilldownRow(TypedDict):
+    account_id: int
+    name: str
+    amount: Decimal
+    start: Decimal
+    end: Decimal
+
+
+# --- helpers --------------------------------------------------------------------------------------
+
+
+def _history(history: MrrHistory | None, until: datetime.date | None) -> MrrHistory:
+    return history if history is not None else load_history(until=until)
+
+
+def _offset(history: MrrHistory, month: datetime.date) -> int:
+    """`month` as an offset into the history; a month after its end would read as everyone churning."""
+    index = month_index(month)
+    if index > history.last:
+        raise ValueError(f"The history ends in {month_start(history.last):%Y-%m}, before {month:%Y-%m}.")
+    return index - history.first
+
+
+def _check_segment_kind(segment_kind: str) -> None:
+    if segment_kind not in SegmentKind.values:
+        raise ValueError(f"{segment_kind!r} is not a segment kind; use one of {', '.join(SegmentKind.values)}.")
+
+
+def _check_range(first: datetime.date, last: datetime.date) -> None:
+    if month_index(last) < month_index(first):
+        raise ValueError("The month range ends before it starts.")
+
+
+def _median(values: Iterable[int]) -> Decimal | None:
+    """The median as a Decimal (halfway between the two middle values for an even count); None if empty."""
+    ordered = sorted(values)
+    if not ordered:
+        return None
+    middle = len(ordered) // 2
+    if len(ordered) % 2:
+        return Decimal(ordered[middle])
+    return Decimal(ordered[middle - 1] + ordered[middle]) / 2
+
+
+def _ltv(mrr: Decimal | None, churn_rate: Decimal | None) -> Decimal | None:
+    """mrr x gross margin / monthly churn rate; None (not estimable) without churn."""
+    if mrr is None or not churn_rate:
+        return None
+    return (mrr * settings.CSM_GROSS_MARGIN / churn_rate).quantize(MONEY_PLACES)
+
+
+# --- retention ------------------------------------------------------------------------------------
+
+
+def trailing_retention(*, month: datetime.date, history: MrrHistory | None = None) -> Retention:
+    """Trailing-12-month NRR and GRR at `month` over the accounts with MRR at the end of month - 12.
+
+    nrr = their MRR at the end of `month` / their MRR twelve months before; grr counts each account at
+    most at its earlier MRR. base_mrr is that earlier MRR (CSM_CURRENCY); accounts, how many they are.
+    """
+    history = _history(history, month)
+    now = _offset(history, month)
+    base_mrr = current_mrr = kept_mrr = ZERO
+    accounts = 0
+    for account in history.accounts.values():
+        before = account.at(now - 12)
+        if before > 0:
+            after = account.at(now)
+            accounts += 1
+            base_mrr += before
+            current_mrr += after
+            kept_mrr += min(before, after)
+    return {
+        "nrr": _ratio(current_mrr, base_mrr),
+        "grr": _ratio(kept_mrr, base_mrr),
+        "base_mrr": base_mrr,
+        "accounts": accounts,
+    }
+
+
+def cohort_retention(*, months_after: int = 12, history: MrrHistory | None = None) -> list[Cohort]:
+    """Accounts grouped by their first month-end MRR month (`cohort`, its first day), oldest first.
+
+    logos[k] is the share of the cohort's accounts with MRR k months later; revenue[k] the cohort's MRR
+    then / its MRR in the cohort month (start_mrr, CSM_CURRENCY). k runs from 0 to `months_after`, while
+    that month is in the history.
+    """
+    if months_after < 0:
+        raise ValueError("months_after cannot be negative.")
+    history = _history(history, None)
+    cohorts: dict[int, list[AccountHistory]] = defaultdict(list)
+    for account in history.accounts.values():
+        first_paid = account.first_paid()
+        if first_paid is not None:
+            cohorts[first_paid].append(account)
+    result: list[Cohort] = []
+    for first_paid in sorted(cohorts):
+        members = cohorts[first_paid]
+        start_mrr = sum((account.at(first_paid) for account in members), ZERO)
+        logos, revenue = [], []
+        for k in range(min(months_after, history.last - history.first - first_paid) + 1):
+            mrr = [account.at(first_paid + k) for account in members]
+            logos.append(_ratio(sum(value > 0 for value in mrr), len(members)))
+            revenue.append(_ratio(sum(mrr, ZERO), start_mrr))
+        result.append(
+            {
+                "cohort": month_start(history.first + first_paid),
+                "accounts": len(members),
+                "start_mrr": start_mrr,
+                "logos": logos,
+                "revenue": revenue,
+            }
+        )
+    return result
+
+
+# --- lifetime value -------------------------------------------------------------------------------
+
+
+def _segment_ltv(*, month: datetime.date, segment_kind: str, segment: str | None = None) -> dict[str, SegmentLtv]:
+    """ARPA in `month`, trailing-12-month mean gross revenue churn rate and LTV per segment (one query)."""
+    _check_segment_kind(segment_kind)
+    now = month_index(month)
+    rows = RevenueMonth.objects.filter(
+        segment_kind=segment_kind, month__gte=month_start(now - 11), month__lte=month_start(now)
+    )
+    if segment is not None:
+        rows = rows.filter(segment=segment)
+    arpa: dict[str, Decimal | None] = {}
+    rates: dict[str, list[Decimal]] = defaultdict(list)
+    for label, row_month, start, contraction, churned, row_arpa in rows.values_list(
+        "segment", "month", "start_mrr", "contraction_mrr", "churned_mrr", "arpa"
+    ).order_by():
+        arpa.setdefault(label, None)
+        if month_index(row_month) == now:
+            arpa[label] = row_arpa
+        # From the stored money rather than the rounded stored rate: the mean is rounded once.
+        if start:
+            rates[label].append((contraction + churned) / start)
+    result: dict[str, SegmentLtv] = {}
+    for label in sorted(arpa):
+        churn_rate = (sum(rates[label]) / len(rates[label])).quantize(RATE_PLACES) if rates[label] else None
+        result[label] = {"arpa": arpa[label], "churn_rate": churn_rate, "ltv": _ltv(arpa[label], churn_rate)}
+    return result
+
+
+def ltv_by_segment(*, month: datetime.date, segment_kind: str = SegmentKind.ALL) -> dict[str, SegmentLtv]:
+    """LTV per segment at `month`, from the stored revenue bridge (one query).
+
+    arpa: MRR per paying account at the end of `month` (CSM_CURRENCY); churn_rate: the mean monthly gross
+    revenue churn rate over the 12 months to `month`, of the months where it is computable; ltv = arpa x
+    CSM_GROSS_MARGIN / churn_rate, None when nothing churned in the window (not estimable). The 'all'
+    kind has one segment, ''.
+    """
+    return _segment_ltv(month=month, segment_kind=segment_kind)
+
+
+def account_ltv(*, account: Account, month: datetime.date | None = None) -> AccountLtv:
+    """One account's LTV: its current MRR x CSM_GROSS_MARGIN / its tier's churn rate (see ltv_by_segment).
+
+    `month` defaults to the latest month of the stored bridge. At most two queries (plus the account's
+    tier when not loaded).
+    """
+    tier = account.tier.name if account.tier_id else ""
+    if month is None:
+        month = RevenueMonth.objects.filter(segment_kind=SegmentKind.ALL).aggregate(last=Max("month"))["last"]
+    figures = _segment_ltv(month=month, segment_kind=SegmentKind.TIER, segment=tier).get(tier) if month else None
+    churn_rate = figures["churn_rate"] if figures else None
+    return {"segment": tier, "mrr": account.mrr, "churn_rate": churn_rate, "ltv": _ltv(account.mrr, churn_rate)}
+
+
+# --- expansion ------------------------------------------------------------------------------------
+
+
+def expansion_by_segment(
+    *, first: datetime.date, last: datetime.date, segment_kind: str
+) -> dict[str, SegmentExpansion]:
+    """Upsell, cross-sell and expansion MRR (CSM_CURRENCY) per segment over the months first..last.
+
+    expanding counts account-months (an account expanding in two months counts twice);
+    average_expansion = expansion / expanding, None without any. One query, on the stored bridge.
+    """
+    _check_segment_kind(segment_kind)
+    _check_range(first, last)
+    rows = (
+        RevenueMonth.objects.filter(
+            segment_kind=segment_kind, month__gte=first.replace(day=1), month__lte=last.replace(day=1)
+        )
+        .values("segment")
+        .annotate(
+            upsell=Sum("upsell_mrr"),
+            cross_sell=Sum("cross_sell_mrr"),
+            expansion=Sum("expansion_mrr"),
+            expanding=Sum("expanding_accounts"),
+        )
+        .order_by("segment")
+    )
+    return {
+        row["segment"]: {
+            "upsell": row["upsell"],
+            "cross_sell": row["cross_sell"],
+            "expansion": row["expansion"],
+            "expanding": row["expanding"],
+            "average_expansion": _ratio(row["expansion"], row["expanding"], MONEY_PLACES),
+        }
+        for row in rows
+    }
+
+
+def upsell_timing(*, history: MrrHistory | None = None) -> UpsellTiming:
+    """Months from each account's first month-end MRR month to its first expansion month.
+
+    distribution maps months to accounts, ascending; median_months is None when no account expanded;
+    accounts counts those that did.
+    """
+    history = _history(history, None)
+    delays = []
+    for account in history.accounts.values():
+        first_paid = account.first_paid()
+        if first_paid is None:
+            continue
+        expanded = next(
+            (k for k in range(first_paid + 1, len(account.mrr)) if movement(account, k).kind == "expansion"), None
+        )
+        if expanded is not None:
+            delays.append(expanded - first_paid)
+    return {
+        "distribution": dict(sorted(Counter(delays).items())),
+        "median_months": _median(delays),
+        "accounts": len(delays),
+    }
+
+
+# --- churn ----------------------------------------------------------------------------------------
+
+
+def _tenure_band(months: int) -> str:
+    return next(label for label, low, high in TENURE_BANDS if months >= low and (high is None or months <= high))
+
+
+def churn_analysis(*, first: datetime.date, last: datetime.date, history: MrrHistory | None = None) -> ChurnAnalysis:
+    """Churned MRR (CSM_CURRENCY, the MRR lost) and logos over the months first..last.
+
+    by_tenure: per band of months from the account's first MRR month to the churn month (every band,
+    in order); by_tier: per current tier name ('' without a tier), most MRR first; reasons: churn events
+    per the account's recorded churn reason, most frequent first. One query beyond the history.
+    """
+    _check_range(first, last)
+    history = _history(history, last)
+    _offset(history, last)
+    low, high = max(month_index(first), history.first), month_index(last)
+    events = []  # (account id, tier, tenure in months, churned MRR)
+    for month in range(low, high + 1):
+        for account, move in movements(history, month):
+            if move.kind == "churn":
+                tenure = month - history.first - account.first_paid()
+                events.append((account.account_id, account.segments.get(SegmentKind.TIER, ""), tenure, move.amount))
+    reasons_by_account = {}
+    if events:
+        reasons_by_account = dict(
+            Account.objects.filter(pk__in={event[0] for event in events}).values_list("pk", "churn_reason").order_by()
+        )
+    not_recorded = gettext("Not recorded")
+    by_tenure: dict[str, ChurnGroup] = {label: {"mrr": ZERO, "logos": 0} for label, _, _ in TENURE_BANDS}
+    by_tier: dict[str, ChurnGroup] = defaultdict(lambda: {"mrr": ZERO, "logos": 0})
+    reasons: Counter[str] = Counter()
+    for account_id, tier, tenure, amount in events:
+        for group in (by_tenure[_tenure_band(tenure)], by_tier[tier]):
+            group["mrr"] += amount
+            group["logos"] += 1
+        reasons[reasons_by_account.get(account_id, "").strip() or not_recorded] += 1
+    return {
+        "churned_mrr": sum((event[3] for event in events), ZERO),
+        "churned_accounts": len(events),
+        "by_tenure": by_tenure,
+        "by_tier": dict(sorted(by_tier.items(), key=lambda item: (-item[1]["mrr"], item[0]))),
+        "reasons": dict(sorted(reasons.items(), key=lambda item: (-item[1], item[0]))),
+    }
+
+
+# --- time to value --------------------------------------------------------------------------------
+
+
+def time_to_value() -> TimeToValue:
+    """Days from each account's first MRR to the first achieved goal of its first success plan.
+
+    First MRR: the earliest start of the account's live lines with MRR; first plan: its live plan that
+    starts first; the goal must be achieved with a date. median_days (None without any) overall and per
+    current tier name ('' without a tier), with the sorted values. One query.
+    """
+    first_line = (
+        Subscription.objects.alive()
+        .filter(account=OuterRef("pk"), mrr__gt=0)
+        .order_by("start_date")
+        .values("start_date")[:1]
+    )
+    first_plan = (
+        SuccessPlan.objects.alive().filter(account=OuterRef("pk")).order_by("start_date", "pk").values("pk")[:1]
+    )
+    first_goal = (
+        Goal.objects.filter(plan=OuterRef("first_plan"), status=Goal.Status.ACHIEVED, achieved_at__isnull=False)
+        .order_by("achieved_at")
+        .values("achieved_at")[:1]
+    )
+    rows = (
+        Account.objects.alive()
+        .annotate(first_mrr=Subquery(first_line), first_plan=Subquery(first_plan))
+        .annotate(first_value=Subquery(first_goal))
+        .filter(first_mrr__isnull=False, first_value__isnull=False)
+        .values_list("tier__name", "first_mrr", "first_value")
+        .order_by()
+    )
+    by_tier: dict[str, list[int]] = defaultdict(list)
+    for tier, first_mrr, first_value in rows:
+        by_tier[tier or ""].append((first_value - first_mrr).days)
+    everyone = [days for values in by_tier.values() for days in values]
+    return {
+        "median_days": _median(everyone),
+        "by_tier": {
+            tier: {"median_days": _median(values), "count": len(values), "values": sorted(values)}
+            for tier, values in sorted(by_tier.items())
+        },
+        "accounts": len(everyone),
+    }
+
+
+# --- concentration --------------------------------------------------------------------------------
+
+
+def concentration(*, share: Decimal = Decimal("0.2")) -> Concentration:
+    """Share of ARR (12 x current MRR, CSM_CURRENCY) held by the top `share` of paying accounts.
+
+    top_accounts = ceil(accounts x share), at least one when any account pays; top_share is None when
+    no account pays. One query.
+    """
+    share = Decimal(str(share))  # a float 0.2 would carry binary noise into the ceiling
+    if not 0 < share <= 1:
+        raise ValueError("The share of accounts must be more than 0 and at most 1.")
+    mrr = list(Account.objects.alive().filter(mrr__gt=0).order_by("-mrr").values_list("mrr", flat=True))
+    top = max(1, math.ceil(len(mrr) * share)) if mrr else 0
+    top_arr = 12 * sum(mrr[:top], ZERO)
+    total_arr = 12 * sum(mrr, ZERO)
+    return {
+        "accounts": len(mrr),
+        "top_accounts": top,
+        "top_arr": top_arr,
+        "total_arr": total_arr,
+        "top_share": _ratio(top_arr, total_arr),
+    }
+
+
+# --- drill-down -----------------------------------------------------------------------------------
+
+
+def drilldown(
+    *,
+    month: datetime.date,
+    figure: str,
+    segment_kind: str = SegmentKind.ALL,
+    segment: str = "",
+    history: MrrHistory | None = None,
+) -> list[DrilldownRow]:
+    """The accounts behind one bridge figure of `month` and segment, largest amount first.
+
+    amount is the account's share of the figure (CSM_CURRENCY); the amounts add up to the bridge's
+    figure exactly, being classified by the same `movement()`. start and end are the account's MRR at
+    the previous and this month end. One query (names) beyond the history.
+    """
+    if figure not in FIGURE_AMOUNT:
+        raise ValueError(f"{figure!r} is not a bridge figure; use one of {', '.join(FIGURES)}.")
+    _check_segment_kind(segment_kind)
+    history = _history(history, month)
+    offset = _offset(history, month)
+    amount_of = FIGURE_AMOUNT[figure]
+    found = []
+    for account in history.accounts.values():
+        if segment_kind != SegmentKind.ALL and account.segments.get(segment_kind) != segment:
+            continue
+        move = movement(account, offset)
+        amount = amount_of(move)
+        if amount:
+            found.append((account.account_id, amount, move))
+    if not found:
+        return []
+    names = dict(Account.objects.filter(pk__in=[pk for pk, _, _ in found]).values_list("pk", "name").order_by())
+    rows: list[DrilldownRow] = [
+        {"account_id": pk, "name": names.get(pk, ""), "amount": amount, "start": move.start, "end": move.end}
+        for pk, amount, move in found
+    ]
+    rows.sort(key=lambda row: (-row["amount"], row["name"], row["account_id"]))
+    return rows

@@ -1,0 +1,454 @@
+"""`manage.py seed_demo`: deterministic, internally consistent demo data, and safe on a used database."""
+
+import datetime
+from collections import Counter, defaultdict
+from collections.abc import Iterator
+from decimal import Decimal
+from io import StringIO
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.core.management import call_command
+from django.core.management.base import CommandError
+from django.db.models import Count, Exists, F, Max, Min, OuterRef, Sum
+from django.utils import timezone
+
+from accounts.demo import CHURN_REASONS, CSM_PASSWORD, USAGE_DAYS, demo_flush
+from accounts.models import Account, Contact, Subscription, Tier, TierAssignment, Touch
+from accounts.selectors import account_mrr_on_map
+from metrics.models import AlertRule, HealthModel, RevenueMonth, UsageRecord
+from success_plans.models import Goal, Initiative, SuccessPlan, Target
+
+pytestmark = pytest.mark.django_db
+
+TODAY = datetime.date(2026, 11, 15)
+ACCOUNTS = 30
+
+
+def seed(*args: str, accounts: int = ACCOUNTS, seed: int = 42) -> str:
+    out = StringIO()
+    call_command(
+        "seed_demo",
+        "--accounts",
+        str(accounts),
+        "--seed",
+        str(seed),
+        "--today",
+        TODAY.isoformat(),
+        *args,
+        stdout=out,
+        stderr=StringIO(),
+    )
+    return out.getvalue()
+
+
+def snapshot() -> dict[str, list]:
+    """The data set in a canonical form: natural keys instead of primary keys, sorted."""
+    ext = "account__external_id"
+    touch_contacts = defaultdict(list)
+    for touch_id, name in Touch.contacts.through.objects.values_list("touch_id", "contact__name"):
+        touch_contacts[touch_id].append(name)
+    touches = [
+        (*row, tuple(sorted(touch_contacts[pk])))
+        for pk, *row in Touch.objects.values_list(
+            "pk",
+            ext,
+            "occurred_at",
+            "kind",
+            "sentiment",
+            "subject",
+            "notes",
+            "duration_minutes",
+            "csm__username",
+            "next_step",
+            "next_step_due",
+            "source",
+        )
+    ]
+    return {
+        "users": sorted(
+            get_user_model().objects.values_list(
+                "username", "first_name", "last_name", "email", "is_staff", "is_superuser"
+            )
+        ),
+        "accounts": sorted(
+            Account.objects.values_list(
+                "external_id",
+                "name",
+                "domain",
+                "industry",
+                "region",
+                "country",
+                "employees",
+                "owner__username",
+                "tier__slug",
+                "lifecycle_stage",
+                "pricing_model",
+                "customer_since",
+                "renewal_date",
+                "churned_at",
+                "churn_reason",
+                "mrr",
+                "last_touch_at",
+            )
+        ),
+        "contacts": sorted(Contact.objects.values_list(ext, "name", "email", "title", "role", "is_primary")),
+        "subscriptions": sorted(
+            Subscription.objects.values_list(ext, "product", "mrr", "quantity", "start_date", "end_date"),
+            key=str,
+        ),
+        "tier_assignments": sorted(
+            TierAssignment.objects.values_list(ext, "tier__slug", "started_at", "ended_at", "source", "reason"),
+            key=str,
+        ),
+        "touches": sorted(touches, key=str),
+        "usage": sorted(
+            UsageRecord.objects.values(ext, "metric")
+            .annotate(total=Sum("value"), days=Count("id"))
+            .values_list(ext, "metric", "total", "days")
+        ),
+        "plans": sorted(
+            SuccessPlan.objects.values_list(ext, "title", "status", "owner__username", "start_date", "target_date"),
+            key=str,
+        ),
+        "goals": sorted(
+            Goal.objects.values_list(f"plan__{ext}", "plan__title", "title", "status", "due_date", "achieved_at"),
+            key=str,
+        ),
+        "targets": sorted(
+            Target.objects.values_list(
+                f"goal__plan__{ext}", "goal__title", "name", "baseline", "target_value", "current_value", "usage_metric"
+            ),
+            key=str,
+        ),
+        "initiatives": sorted(
+            Initiative.objects.values_list(f"goal__plan__{ext}", "goal__title", "title", "status", "due_date"),
+            key=str,
+        ),
+    }
+
+
+def month_ends(first: datetime.date, last: datetime.date) -> list[datetime.date]:
+    """Last days of the months from `first`'s month up to the month before `last`, then `last` itself."""
+    ends, day = [], first.replace(day=1)
+    while True:
+        following = (day + datetime.timedelta(days=32)).replace(day=1)
+        end = following - datetime.timedelta(days=1)
+        if end >= last:
+            return [*ends, last]
+        ends.append(end)
+        day = following
+
+
+def revenue_movements() -> Counter:
+    """Month-over-month MRR movements of every account (section 4 of the spec), from the revenue lines."""
+    ids = list(Account.objects.values_list("pk", flat=True))
+    first_start = Subscription.objects.order_by("start_date").values_list("start_date", flat=True).first()
+    ends = month_ends(first_start - datetime.timedelta(days=31), TODAY)
+    mrr = [account_mrr_on_map(on=end, account_ids=ids) for end in ends]
+    movements: Counter = Counter()
+    for account_id in ids:
+        had_mrr = False
+        for before, after in zip(mrr, mrr[1:], strict=False):
+            start, end = before[account_id], after[account_id]
+            if start > 0 and end == 0:
+                movements["churn"] += 1
+            elif 0 < end < start:
+                movements["contraction"] += 1
+            elif end > start > 0:
+                movements["expansion"] += 1
+            elif start == 0 and end > 0:
+                movements["reactivation" if had_mrr else "new"] += 1
+            had_mrr = had_mrr or start > 0
+    return movements
+
+
+# --- determinism --------------------------------------------------------------------------------
+
+
+def test_the_same_seed_and_day_give_the_same_data():
+    seed()
+    first = snapshot()
+    seed("--flush")
+    second = snapshot()
+
+    assert len(first["accounts"]) == ACCOUNTS
+    assert first["touches"] and first["usage"] and first["plans"]
+    for name, rows in first.items():
+        assert rows == second[name], name
+
+
+def test_another_seed_gives_other_data():
+    seed()
+    first = snapshot()
+    seed("--flush", seed=7)
+    second = snapshot()
+
+    assert len(second["accounts"]) == ACCOUNTS
+    assert first["accounts"] != second["accounts"]
+    assert first["subscriptions"] != second["subscriptions"]
+    assert first["touches"] != second["touches"]
+
+
+# --- what the data looks like -------------------------------------------------------------------
+
+
+@pytest.fixture(scope="class")
+def seeded(django_db_setup, django_db_blocker) -> Iterator[str]:
+    """One seeded database shared by the read-only checks below; seeding is most of each test's time.
+
+    It is committed (outside the tests' transactions), so teardown removes it again.
+    """
+    with django_db_blocker.unblock():
+        output = seed()
+    yield output
+    with django_db_blocker.unblock():
+        demo_flush()
+        get_user_model().objects.filter(username="admin").delete()
+
+
+class TestSeededData:
+    def test_users_can_log_in(self, seeded):
+        User = get_user_model()
+        admin = User.objects.get(username="admin")
+        csms = User.objects.exclude(username="admin")
+
+        assert admin.is_superuser and admin.is_staff
+        assert csms.count() == 3  # one per 40 accounts, at least three
+        assert all(user.is_staff and not user.is_superuser for user in csms)
+        assert csms.first().check_password(CSM_PASSWORD)
+        assert set(Account.objects.values_list("owner__username", flat=True)) <= set(
+            csms.values_list("username", flat=True)
+        )
+        assert "http://127.0.0.1:8000/" in seeded
+        assert "admin / admin" in seeded
+        assert f"{csms.order_by('pk').first().username} / {CSM_PASSWORD}" in seeded
+
+    def test_denormalised_fields_match_the_raw_data(self, seeded):
+        accounts = list(Account.objects.all())
+        mrr_today = account_mrr_on_map(on=TODAY, account_ids=[account.pk for account in accounts])
+        latest_touch = dict(
+            Touch.objects.values("account").annotate(latest=Max("occurred_at")).values_list("account", "latest")
+        )
+
+        for account in accounts:
+            assert account.mrr == mrr_today[account.pk], account.external_id
+            assert account.last_touch_at == latest_touch.get(account.pk), account.external_id
+
+    def test_each_account_has_one_open_tier_assignment_following_the_tier_rule(self, seeded):
+        tiers = list(Tier.objects.order_by("rank"))
+        open_assignments = Counter(
+            TierAssignment.objects.filter(ended_at__isnull=True).values_list("account", flat=True)
+        )
+
+        for account in Account.objects.select_related("tier"):
+            assert open_assignments[account.pk] == 1, account.external_id
+            assignment = account.tier_assignments.get()
+            assert assignment.tier_id == account.tier_id
+            assert assignment.source == TierAssignment.Source.RULE
+            assert "ARR" in assignment.reason
+            if account.churned_at is None:
+                arr = account.mrr * 12
+                expected = next(tier for tier in tiers if tier.min_arr is None or arr >= tier.min_arr)
+                assert account.tier == expected, account.external_id
+        # The segments line up with the default thresholds, so every tier has accounts.
+        assert set(Account.objects.values_list("tier__slug", flat=True)) == {"high-touch", "low-touch", "tech-touch"}
+
+    def test_revenue_lines_and_churn_are_consistent(self, seeded):
+        assert not Subscription.objects.filter(end_date__lte=F("start_date")).exists()
+        reasons = {reason for reason, _weight in CHURN_REASONS}
+        churned = Account.objects.filter(churned_at__isnull=False)
+        assert churned.exists()
+        for account in Account.objects.all():
+            if account.churned_at is not None:
+                assert account.mrr == 0
+                assert account.lifecycle_stage == Account.LifecycleStage.CHURNED
+                assert account.churn_reason in reasons
+                assert account.churned_at <= TODAY
+                assert account.renewal_date is None
+                assert not account.subscriptions.filter(end_date__isnull=True).exists()
+            else:
+                assert account.mrr > 0, account.external_id
+                assert account.renewal_date > TODAY
+                assert account.customer_since < TODAY
+                assert account.churn_reason == ""
+
+    def test_the_history_has_every_kind_of_revenue_movement(self, seeded):
+        movements = revenue_movements()
+
+        for kind in ("new", "expansion", "contraction", "churn", "reactivation"):
+            assert movements[kind] > 0, kind
+        # A price change ends one line and starts its successor the same day.
+        successors = Subscription.objects.filter(
+            account=OuterRef("account"), product=OuterRef("product"), start_date=OuterRef("end_date")
+        )
+        assert Subscription.objects.filter(Exists(successors)).exists()
+
+    def test_contacts_and_touches(self, seeded):
+        for account in Account.objects.annotate(people=Count("contacts")):
+            assert 2 <= account.people <= 6
+            assert account.contacts.filter(is_primary=True).count() == 1
+
+        touches = Touch.objects.select_related("account")
+        assert touches.count() > ACCOUNTS
+        assert Counter(touches.values_list("kind", flat=True)).keys() >= {"call", "email", "qbr", "onboarding"}
+        assert set(touches.values_list("sentiment", flat=True)) >= {-1, 0, 1}
+        for touch in touches:
+            assert touch.occurred_at.date() < TODAY
+            assert touch.occurred_at.date() >= TODAY - datetime.timedelta(days=366)
+            assert touch.csm_id == touch.account.owner_id
+        strangers = Touch.contacts.through.objects.exclude(contact__account=F("touch__account"))
+        assert not strangers.exists()
+
+    def test_usage_covers_exactly_the_paid_days_of_the_last_120(self, seeded):
+        window = [TODAY - datetime.timedelta(days=offset) for offset in range(USAGE_DAYS)]
+        lines = defaultdict(list)
+        for account_id, start, end in Subscription.objects.values_list("account", "start_date", "end_date"):
+            lines[account_id].append((start, end))
+        usage_days = defaultdict(set)
+        for account_id, day in UsageRecord.objects.filter(metric="active_users").values_list("account", "date"):
+            usage_days[account_id].add(day)
+
+        for account in Account.objects.all():
+            paid = {day for day in window if any(s <= day and (e is None or day < e) for s, e in lines[account.pk])}
+            assert usage_days[account.pk] == paid, account.external_id
+        assert any(len(days) == USAGE_DAYS for days in usage_days.values())
+        assert UsageRecord.objects.aggregate(first=Min("date"), last=Max("date")) == {
+            "first": window[-1],
+            "last": TODAY,
+        }
+        assert set(UsageRecord.objects.values_list("metric", flat=True)) >= {
+            "active_users",
+            "seats_licensed",
+            "logins",
+            "api_calls",
+        }
+        # Active users stay within the licensed seats (near-full accounts may run a little over).
+        seats = {
+            (account_id, day): value
+            for account_id, day, value in UsageRecord.objects.filter(metric="seats_licensed").values_list(
+                "account", "date", "value"
+            )
+        }
+        for account_id, day, value in UsageRecord.objects.filter(metric="active_users").values_list(
+            "account", "date", "value"
+        ):
+            assert value <= seats[account_id, day] * Decimal("1.05")
+
+    def test_usage_declines_before_a_churn(self, seeded):
+        window_start = TODAY - datetime.timedelta(days=USAGE_DAYS - 1)
+        for account in Account.objects.filter(churned_at__gte=window_start + datetime.timedelta(days=60)):
+            usage = account.usage_records.filter(metric="active_users")
+            last_30 = usage.filter(date__gte=account.churned_at - datetime.timedelta(days=30))
+            prior_30 = usage.filter(
+                date__lt=account.churned_at - datetime.timedelta(days=30),
+                date__gte=account.churned_at - datetime.timedelta(days=60),
+            )
+            assert last_30.aggregate(total=Sum("value"))["total"] < prior_30.aggregate(total=Sum("value"))["total"]
+
+    def test_success_plans(self, seeded):
+        plans = SuccessPlan.objects.all()
+        assert plans.exists()
+        assert not plans.filter(account__churned_at__isnull=False).exists()
+        assert Goal.objects.exists() and Target.objects.exists() and Initiative.objects.exists()
+        for target in Target.objects.filter(usage_metric="active_users").select_related("goal__plan"):
+            latest = UsageRecord.objects.get(account=target.goal.plan.account_id, metric="active_users", date=TODAY)
+            assert target.current_value == latest.value
+        assert not Target.objects.filter(target_value=F("baseline")).exists()
+        for goal in Goal.objects.filter(status=Goal.Status.ACHIEVED):
+            assert goal.achieved_at is not None and goal.achieved_at < TODAY
+
+
+# --- a database that already has data -----------------------------------------------------------
+
+
+def test_refuses_a_database_with_accounts_and_writes_nothing():
+    Account.objects.create(name="Acme")
+    users = get_user_model().objects.count()
+
+    with pytest.raises(CommandError, match="not empty.*--flush"):
+        seed()
+
+    assert Account.objects.count() == 1
+    assert get_user_model().objects.count() == users
+    assert not Subscription.objects.exists() and not UsageRecord.objects.exists()
+
+
+def test_if_empty_skips_a_database_with_accounts_and_seeds_an_empty_one():
+    assert "Accounts: 30" in seed("--if-empty")
+
+    output = seed("--if-empty", seed=7)
+
+    assert "Skipped" in output
+    assert Account.objects.count() == ACCOUNTS
+
+
+def test_flush_replaces_the_data_and_keeps_configuration_and_other_users():
+    User = get_user_model()
+    colleague = User.objects.create_user(username="casey")
+    seed()
+    RevenueMonth.objects.create(month=datetime.date(2026, 10, 1), segment_kind=RevenueMonth.SegmentKind.ALL)
+    configuration = (Tier.objects.count(), HealthModel.objects.count(), AlertRule.objects.count())
+
+    output = seed("--flush", accounts=5)
+
+    assert "Flushed:" in output
+    assert "admin / admin" in output  # the demo admin survives the flush, with its demo password
+    assert Account.objects.count() == 5
+    assert not RevenueMonth.objects.exists()
+    assert (Tier.objects.count(), HealthModel.objects.count(), AlertRule.objects.count()) == configuration
+    assert User.objects.filter(pk=colleague.pk).exists()
+    assert User.objects.filter(username="admin", is_superuser=True).count() == 1
+    assert User.objects.exclude(username__in=["admin", "casey"]).count() == 3
+
+
+def test_an_existing_admin_keeps_its_own_password():
+    User = get_user_model()
+    User.objects.create_superuser(username="admin", password="my-own-secret")
+
+    output = seed(accounts=5)
+
+    assert User.objects.get(username="admin").check_password("my-own-secret")
+    assert "admin / admin" not in output
+    assert "left as it is" in output
+
+
+# --- options ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--accounts", "0"], "--accounts"),
+        (["--accounts", "1000001"], "--accounts"),
+        (["--accounts", "many"], "accounts"),
+        (["--accounts", "5", "--today", "2026-13-01"], "--today"),
+        (["--accounts", "5", "--today", "15/11/2026"], "--today"),
+        (["--accounts", "5", "--today", "20261115"], "--today"),
+        (["--accounts", "5", "--flush", "--if-empty"], "contradict"),
+    ],
+)
+def test_bad_options_are_refused(args, message):
+    with pytest.raises(CommandError, match=message):
+        call_command("seed_demo", *args, stdout=StringIO(), stderr=StringIO())
+    assert not Account.objects.exists()
+
+
+def test_bad_options_are_refused_when_passed_as_keywords():
+    with pytest.raises(CommandError, match="--accounts"):
+        call_command("seed_demo", accounts=0, stdout=StringIO())
+
+
+def test_no_tiers_is_a_clear_error_and_writes_nothing():
+    Tier.objects.all().delete()
+
+    with pytest.raises(CommandError, match="No tiers"):
+        seed(accounts=5)
+
+    assert not get_user_model().objects.exists()
+
+
+def test_today_defaults_to_the_local_date():
+    call_command("seed_demo", "--accounts", "3", stdout=StringIO(), stderr=StringIO())
+
+    assert UsageRecord.objects.aggregate(last=Max("date"))["last"] == timezone.localdate()

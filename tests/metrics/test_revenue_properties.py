@@ -1,0 +1,135 @@
+"""Properties of the revenue bridge (SPEC 4) that hold for any subscription history."""
+
+import datetime
+import io
+from decimal import Decimal
+
+import pytest
+from django.core.management import call_command, get_commands
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from metrics import selectors
+from metrics.models import RevenueMonth
+from metrics.services.revenue import (
+    COUNTS,
+    FIGURES,
+    SegmentKind,
+    bridge,
+    history_from_lines,
+    load_history,
+    month_index,
+    revenue_recompute,
+)
+
+D = datetime.date
+FIRST_DAY = D(2024, 1, 1)
+LAST = month_index(D(2026, 6, 1))  # 30 months of history
+RATES_OF_START_MRR = ("grr", "nrr", "gross_revenue_churn_rate", "net_revenue_churn_rate")
+SEGMENT_KINDS = (SegmentKind.TIER, SegmentKind.INDUSTRY, SegmentKind.REGION, SegmentKind.OWNER)
+
+money = st.integers(min_value=0, max_value=500_000).map(lambda cents: Decimal(cents) / 100)
+
+
+@st.composite
+def a_line(draw, account_id: int):
+    start = FIRST_DAY + datetime.timedelta(days=draw(st.integers(min_value=0, max_value=900)))
+    length = draw(st.one_of(st.none(), st.integers(min_value=1, max_value=700)))
+    end = None if length is None else start + datetime.timedelta(days=length)
+    return (account_id, draw(st.sampled_from(["Platform", "Analytics", "API"])), draw(money), start, end)
+
+
+@st.composite
+def portfolios(draw):
+    """Random revenue lines (account, product, mrr, start, end) of up to 8 accounts, with segment labels."""
+    accounts = draw(st.integers(min_value=1, max_value=8))
+    lines, labels = [], {}
+    for account_id in range(1, accounts + 1):
+        lines += draw(st.lists(a_line(account_id), min_size=0, max_size=5))
+        labels[account_id] = {
+            SegmentKind.TIER: draw(st.sampled_from(["High touch", "Low touch", ""])),
+            SegmentKind.INDUSTRY: draw(st.sampled_from(["Software", "Retail"])),
+            SegmentKind.REGION: draw(st.sampled_from(["EMEA", "APAC", "AMER"])),
+            SegmentKind.OWNER: draw(st.sampled_from(["casey", "robin", ""])),
+        }
+    return lines, labels
+
+
+def assert_balances(row, where) -> None:
+    assert (
+        row["start_mrr"]
+        + row["new_mrr"]
+        + row["reactivation_mrr"]
+        + row["expansion_mrr"]
+        - row["contraction_mrr"]
+        - row["churned_mrr"]
+        == row["end_mrr"]
+    ), where
+    assert row["upsell_mrr"] + row["cross_sell_mrr"] == row["expansion_mrr"], where
+    assert row["upsell_mrr"] >= 0 and row["cross_sell_mrr"] >= 0, where
+    assert (
+        row["start_accounts"] + row["new_accounts"] + row["reactivated_accounts"] - row["churned_accounts"]
+        == row["end_accounts"]
+    ), where
+
+
+@settings(max_examples=200, deadline=None)
+@given(portfolios())
+def test_the_bridge_balances_for_any_history(portfolio):
+    lines, labels = portfolio
+    history = history_from_lines(lines, labels, LAST)
+    rows = bridge(history, history.first, history.last)
+    for (month, kind, segment), row in rows.items():
+        where = (month, kind, segment)
+        assert_balances(row, where)
+        for rate in RATES_OF_START_MRR:
+            assert (row[rate] is None) == (row["start_mrr"] == 0), (where, rate)
+        assert (row["logo_churn_rate"] is None) == (row["start_accounts"] == 0), where
+        if row["grr"] is not None:
+            assert 0 <= row["grr"] <= 1 and row["grr"] <= row["nrr"], where
+    for month in history.months:
+        total = rows[(month, SegmentKind.ALL, "")]
+        for kind in SEGMENT_KINDS:
+            parts = [row for (m, k, _), row in rows.items() if m == month and k == kind]
+            for name in FIGURES + COUNTS:
+                assert sum(part[name] for part in parts) == total[name], (month, kind, name)
+
+
+@settings(max_examples=200, deadline=None)
+@given(portfolios())
+def test_history_selectors_hold_for_any_history(portfolio):
+    lines, labels = portfolio
+    history = history_from_lines(lines, labels, LAST)
+    retention = selectors.trailing_retention(month=D(2026, 6, 1), history=history)
+    assert (retention["nrr"] is None) == (retention["base_mrr"] == 0)
+    if retention["grr"] is not None:
+        assert 0 <= retention["grr"] <= 1 and retention["grr"] <= retention["nrr"]
+    cohorts = selectors.cohort_retention(months_after=12, history=history)
+    # Every account with month-end MRR is in exactly one cohort, whose first month is whole.
+    assert sum(c["accounts"] for c in cohorts) == sum(a.first_paid() is not None for a in history.accounts.values())
+    for cohort in cohorts:
+        assert cohort["logos"][0] == 1 and cohort["revenue"][0] == 1
+        assert all(0 <= share <= 1 for share in cohort["logos"])
+    timing = selectors.upsell_timing(history=history)
+    assert sum(timing["distribution"].values()) == timing["accounts"]
+    assert all(months >= 1 for months in timing["distribution"])
+
+
+@pytest.mark.django_db
+def test_the_demo_data_bridge_balances():
+    if "seed_demo" not in get_commands():
+        pytest.skip("no seed_demo command")
+    call_command("seed_demo", accounts=40, seed=7, today="2026-11-15", stdout=io.StringIO())
+    revenue_recompute(last=D(2026, 11, 15))
+    rows = list(RevenueMonth.objects.all())
+    assert rows
+    for row in rows:
+        assert_balances({name: getattr(row, name) for name in FIGURES + COUNTS}, row)
+    # The drill-downs of the latest month add up to its stored figures.
+    history = load_history(until=D(2026, 11, 15))
+    for row in RevenueMonth.objects.filter(month=D(2026, 11, 1)):
+        for figure in FIGURES:
+            found = selectors.drilldown(
+                month=row.month, figure=figure, segment_kind=row.segment_kind, segment=row.segment, history=history
+            )
+            assert sum((r["amount"] for r in found), Decimal(0)) == getattr(row, figure), (row, figure)

@@ -1,0 +1,456 @@
+"""The revenue selectors against figures computed by hand (SPEC 4), on the portfolio of test_revenue."""
+
+import datetime
+from decimal import Decimal
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
+
+from accounts.models import Account
+from metrics import selectors
+from metrics.models import RevenueMonth
+from metrics.services.revenue import FIGURES, load_history, revenue_recompute
+from success_plans.models import Goal, SuccessPlan
+from tests import factories
+from tests.metrics.test_revenue import LINES
+
+D = datetime.date
+# Month-end MRR now (2026-02) of each account of LINES: A, D and H have churned.
+CURRENT_MRR = {"A": 0, "B": 1200, "C": 1500, "D": 0, "E": 400, "F": 1000, "G": 600, "H": 0, "I": 1150, "J": 250}
+CHURN_REASONS = {"D": "Budget cuts", "H": "Budget cuts", "E": ""}
+
+
+def build_portfolio(lines: dict, prefix: str = "") -> dict[str, Account]:
+    accounts = {}
+    for name, (tier, region, account_lines) in lines.items():
+        account = factories.AccountFactory(
+            name=f"{prefix}{name}",
+            external_id=f"{prefix}{name}",
+            tier=factories.default_tier(tier) if tier else None,
+            region=region,
+            mrr=Decimal(CURRENT_MRR.get(name, 0)),
+            churn_reason=CHURN_REASONS.get(name, ""),
+        )
+        for product, mrr, start, end in account_lines:
+            factories.SubscriptionFactory(
+                account=account, product=product, mrr=Decimal(mrr), start_date=start, end_date=end
+            )
+        accounts[name] = account
+    return accounts
+
+
+@pytest.fixture
+def portfolio(db) -> dict[str, Account]:
+    return build_portfolio(LINES)
+
+
+@pytest.fixture
+def bridge(portfolio) -> dict[str, Account]:
+    revenue_recompute(first=D(2025, 1, 1), last=D(2026, 2, 1))
+    return portfolio
+
+
+def stored(month: D, kind: str = "all", segment: str = "") -> RevenueMonth:
+    return RevenueMonth.objects.get(month=month, segment_kind=kind, segment=segment)
+
+
+# --- trailing retention ---------------------------------------------------------------------------
+
+
+def test_trailing_retention_at_2026_01_over_the_accounts_paying_in_2025_01(portfolio):
+    result = selectors.trailing_retention(month=D(2026, 1, 1))
+    # Paying at the end of 2025-01: B 1000, C 2000, D 500, F 800, H 700, I 1000, J 250 = 6250
+    # (A pays only inside March, E starts in February, G in March).
+    # At the end of 2026-01: B 1200, C 1500, D 0, F 1000, H 0, I 1150, J 250 = 5100 -> NRR 5100 / 6250 = 0.816
+    # Capped at 2025-01: B 1000, C 1500, D 0, F 800, H 0, I 1000, J 250 = 4550 -> GRR 4550 / 6250 = 0.728
+    assert result == {"nrr": Decimal("0.816"), "grr": Decimal("0.728"), "base_mrr": Decimal(6250), "accounts": 7}
+
+
+def test_trailing_retention_is_empty_without_a_base_and_refuses_months_past_the_history(portfolio):
+    history = load_history(until=D(2026, 2, 1))
+    # Nobody paid in 2024-06.
+    assert selectors.trailing_retention(month=D(2025, 6, 1), history=history) == {
+        "nrr": None,
+        "grr": None,
+        "base_mrr": Decimal(0),
+        "accounts": 0,
+    }
+    with pytest.raises(ValueError, match="history ends in 2026-02"):
+        selectors.trailing_retention(month=D(2026, 3, 1), history=history)
+
+
+# --- lifetime value -------------------------------------------------------------------------------
+
+
+def test_ltv_by_segment_with_churn(bridge):
+    result = selectors.ltv_by_segment(month=D(2026, 1, 1))
+    # Gross revenue churn 2025-02..2026-01: May 300 / 7350, Jun 500 / 7050, Aug 500 / 6750, Dec 700 / 6800,
+    # the other eight months 0: mean 0.288754 / 12 = 0.024063. ARPA 2026-01: 6100 / 7 = 871.43.
+    # LTV = 871.43 x 0.8 / 0.024063 = 697.144 / 0.024063 = 28971.62
+    assert result == {"": {"arpa": Decimal("871.43"), "churn_rate": Decimal("0.024063"), "ltv": Decimal("28971.62")}}
+
+    tiers = selectors.ltv_by_segment(month=D(2026, 1, 1), segment_kind="tier")
+    # High touch: only C's contraction, 500 / 5000 in June: 0.1 / 12 = 0.008333;
+    # ARPA (B 1200 + C 1500 + F 1000 + I 1150) / 4 = 1212.50; 1212.50 x 0.8 / 0.008333 = 116404.66
+    # Low touch: E 300 / 2350 (May), D 500 / 2050 (Aug), H 700 / 1950 (Dec): 0.730536 / 12 = 0.060878;
+    # ARPA (E 400 + G 600 + J 250) / 3 = 416.67; 416.67 x 0.8 / 0.060878 = 5475.48
+    # Tech touch (A) never has month-end MRR, so no row.
+    assert tiers == {
+        "High touch": {"arpa": Decimal("1212.50"), "churn_rate": Decimal("0.008333"), "ltv": Decimal("116404.66")},
+        "Low touch": {"arpa": Decimal("416.67"), "churn_rate": Decimal("0.060878"), "ltv": Decimal("5475.48")},
+    }
+
+
+def test_ltv_is_empty_when_nothing_churned(bridge):
+    # 2025-01 starts with no MRR (no rate); 2025-02..04 lose nothing: a churn rate of 0, no LTV.
+    assert selectors.ltv_by_segment(month=D(2025, 4, 1)) == {
+        "": {"arpa": Decimal("816.67"), "churn_rate": Decimal("0"), "ltv": None}
+    }
+    # Only 2025-01, whose rate cannot be computed.
+    assert selectors.ltv_by_segment(month=D(2025, 1, 1)) == {
+        "": {"arpa": Decimal("892.86"), "churn_rate": None, "ltv": None}
+    }
+
+
+def test_account_ltv_uses_the_tier_churn_rate_and_current_mrr(bridge):
+    j = bridge["J"]
+    # J: 250 x 0.8 / 0.060878 (Low touch, above) = 3285.26
+    expected = {
+        "segment": "Low touch",
+        "mrr": Decimal(250),
+        "churn_rate": Decimal("0.060878"),
+        "ltv": Decimal("3285.26"),
+    }
+    assert selectors.account_ltv(account=j, month=D(2026, 1, 1)) == expected
+    # The latest stored month, 2026-02: the window 2025-03..2026-02 holds the same three churns over
+    # the same starts, and 2026-02 loses nothing, so the same rate.
+    assert selectors.account_ltv(account=j) == expected
+    # C is High touch and churn-free before June: no LTV.
+    assert selectors.account_ltv(account=bridge["C"], month=D(2025, 5, 1))["ltv"] is None
+
+
+def test_segment_kind_is_checked(db):
+    with pytest.raises(ValueError, match="not a segment kind"):
+        selectors.ltv_by_segment(month=D(2026, 1, 1), segment_kind="planet")
+
+
+# --- cohorts --------------------------------------------------------------------------------------
+
+
+def test_cohort_retention(portfolio):
+    cohorts = selectors.cohort_retention(months_after=12, history=load_history(until=D(2026, 2, 1)))
+    assert [(c["cohort"], c["accounts"], c["start_mrr"]) for c in cohorts] == [
+        (D(2025, 1, 1), 7, Decimal(6250)),  # B, C, D, F, H, I, J; A never has month-end MRR
+        (D(2025, 2, 1), 1, Decimal(300)),  # E
+        (D(2025, 3, 1), 1, Decimal(600)),  # G, from 15 March
+    ]
+    january, february, march = cohorts
+    # 2025-01 cohort, month ends Jan..Jan: 6250, 6250, 6250, B +200 6450, 6450, C -500 5950, F +200 6150,
+    # D churns 5650, 5650, I +150 5800, 5800, H churns 5100, 5100 -- each / 6250.
+    revenue = ["1", "1", "1", "1.032", "1.032", "0.952", "0.984", "0.904", "0.904", "0.928", "0.928", "0.816", "0.816"]
+    assert january["revenue"] == [Decimal(v) for v in revenue]
+    # 7 of 7 until D churns in August (6 / 7 = 0.857143), then 5 / 7 = 0.714286 once H goes in December.
+    assert january["logos"] == [Decimal(1)] * 7 + [Decimal("0.857143")] * 4 + [Decimal("0.714286")] * 2
+    # E: 300 Feb..Apr, nothing May..Aug, back with 400 Sep..: 400 / 300 = 1.333333; k = 0..12 reaches 2026-02.
+    assert february["logos"] == [Decimal(v) for v in "1110000111111"]
+    assert february["revenue"] == [Decimal(1)] * 3 + [Decimal(0)] * 4 + [Decimal("1.333333")] * 6
+    # G: 2025-03 + 12 would be 2026-03, past the history: k = 0..11 only.
+    assert march["revenue"] == [Decimal(1)] * 12
+
+    short = selectors.cohort_retention(months_after=2, history=load_history(until=D(2026, 2, 1)))
+    assert [len(c["logos"]) for c in short] == [3, 3, 3]
+
+
+# --- expansion ------------------------------------------------------------------------------------
+
+
+def test_expansion_by_segment_splits_upsell_and_cross_sell(bridge):
+    tiers = selectors.expansion_by_segment(first=D(2025, 1, 1), last=D(2026, 2, 1), segment_kind="tier")
+    # High touch: B +200 upsell (Apr), F +200 cross-sell (Jul), I +150 = 100 upsell + 50 cross-sell (Oct):
+    # upsell 300, cross-sell 250, expansion 550 over 3 account-months: 550 / 3 = 183.33
+    assert tiers["High touch"] == {
+        "upsell": Decimal(300),
+        "cross_sell": Decimal(250),
+        "expansion": Decimal(550),
+        "expanding": 3,
+        "average_expansion": Decimal("183.33"),
+    }
+    # Low touch never expands: nothing to average.
+    assert tiers["Low touch"] == {
+        "upsell": Decimal(0),
+        "cross_sell": Decimal(0),
+        "expansion": Decimal(0),
+        "expanding": 0,
+        "average_expansion": None,
+    }
+    regions = selectors.expansion_by_segment(first=D(2025, 1, 1), last=D(2026, 2, 1), segment_kind="region")
+    # EMEA: B 200 upsell + F 200 cross-sell = 400 / 2 = 200; APAC: I 100 + 50 = 150 / 1.
+    assert (regions["EMEA"]["upsell"], regions["EMEA"]["cross_sell"]) == (Decimal(200), Decimal(200))
+    assert regions["EMEA"]["average_expansion"] == Decimal(200)
+    assert (regions["APAC"]["upsell"], regions["APAC"]["cross_sell"]) == (Decimal(100), Decimal(50))
+    assert regions["APAC"]["average_expansion"] == Decimal(150)
+    # July to September: only F's cross-sell.
+    summer = selectors.expansion_by_segment(first=D(2025, 7, 1), last=D(2025, 9, 30), segment_kind="all")
+    assert summer[""]["upsell"] == 0 and summer[""]["cross_sell"] == Decimal(200) and summer[""]["expanding"] == 1
+    with pytest.raises(ValueError, match="ends before it starts"):
+        selectors.expansion_by_segment(first=D(2025, 9, 1), last=D(2025, 7, 1), segment_kind="all")
+
+
+def test_upsell_timing(portfolio):
+    # First MRR 2025-01 for B, F and I; first expansions Apr (3 months), Jul (6), Oct (9).
+    result = selectors.upsell_timing(history=load_history(until=D(2026, 2, 1)))
+    assert result == {"distribution": {3: 1, 6: 1, 9: 1}, "median_months": Decimal(6), "accounts": 3}
+    # Up to September only B and F have expanded: median (3 + 6) / 2 = 4.5.
+    early = selectors.upsell_timing(history=load_history(until=D(2025, 9, 1)))
+    assert early == {"distribution": {3: 1, 6: 1}, "median_months": Decimal("4.5"), "accounts": 2}
+
+
+# --- churn ----------------------------------------------------------------------------------------
+
+
+def test_churn_analysis_by_tenure_tier_and_reason(portfolio):
+    result = selectors.churn_analysis(first=D(2025, 1, 1), last=D(2026, 2, 1))
+    # E churns 300 in May (first MRR Feb: 3 months), D 500 in Aug (Jan: 7), H 700 in Dec (Jan: 11).
+    assert result["churned_mrr"] == Decimal(1500)
+    assert result["churned_accounts"] == 3
+    assert result["by_tenure"] == {
+        "0–3": {"mrr": Decimal(300), "logos": 1},
+        "4–6": {"mrr": Decimal(0), "logos": 0},
+        "7–12": {"mrr": Decimal(1200), "logos": 2},
+        "13–24": {"mrr": Decimal(0), "logos": 0},
+        "25+": {"mrr": Decimal(0), "logos": 0},
+    }
+    assert result["by_tier"] == {"Low touch": {"mrr": Decimal(1500), "logos": 3}}
+    assert result["reasons"] == {"Budget cuts": 2, "Not recorded": 1}
+
+    summer = selectors.churn_analysis(first=D(2025, 6, 1), last=D(2025, 9, 1))  # D only
+    assert (summer["churned_mrr"], summer["reasons"]) == (Decimal(500), {"Budget cuts": 1})
+
+
+def test_churn_analysis_long_tenures_and_accounts_without_tier(db):
+    build_portfolio(
+        {
+            "K": ("", "EMEA", [("Platform", 900, D(2023, 1, 1), D(2025, 3, 1))]),  # Jan 2023 -> Mar 2025: 26
+            "L": ("high-touch", "EMEA", [("Platform", 850, D(2024, 1, 1), D(2025, 3, 1))]),  # Jan 2024 -> Mar: 14
+            "M": ("high-touch", "APAC", [("Platform", 100, D(2025, 1, 10), D(2025, 5, 1))]),  # Jan -> May: 4
+        }
+    )
+    Account.objects.filter(name="K").update(churn_reason="Acquired")
+    result = selectors.churn_analysis(first=D(2025, 1, 1), last=D(2025, 12, 1))
+    assert {band: group["logos"] for band, group in result["by_tenure"].items()} == {
+        "0–3": 0,
+        "4–6": 1,
+        "7–12": 0,
+        "13–24": 1,
+        "25+": 1,
+    }
+    assert result["by_tenure"]["25+"]["mrr"] == Decimal(900)
+    # High touch L 850 + M 100 = 950 comes before K's 900, which has no tier.
+    assert result["by_tier"] == {"High touch": {"mrr": Decimal(950), "logos": 2}, "": {"mrr": Decimal(900), "logos": 1}}
+    assert list(result["by_tier"]) == ["High touch", ""]
+    assert result["reasons"] == {"Not recorded": 2, "Acquired": 1}
+
+
+# --- time to value --------------------------------------------------------------------------------
+
+
+def plan(account: Account, start: D, goals: list[tuple[str, D | None]], **fields) -> SuccessPlan:
+    success_plan = factories.SuccessPlanFactory(account=account, start_date=start, target_date=None, **fields)
+    for status, achieved_at in goals:
+        factories.GoalFactory(plan=success_plan, status=status, achieved_at=achieved_at)
+    return success_plan
+
+
+def test_time_to_value(portfolio):
+    achieved, in_progress = Goal.Status.ACHIEVED, Goal.Status.IN_PROGRESS
+    b, c, d, g, h = (portfolio[name] for name in "BCDGH")
+    # B (first MRR 2025-01-01): first plan's first achieved goal 2025-02-15 -> 45 days. A later plan's
+    # earlier goal and a deleted earlier plan do not count.
+    plan(b, D(2025, 1, 5), [(achieved, D(2025, 3, 1)), (achieved, D(2025, 2, 15)), (in_progress, None)])
+    plan(b, D(2025, 6, 1), [(achieved, D(2025, 1, 20))])
+    plan(b, D(2024, 12, 1), [(achieved, D(2025, 1, 10))], deleted_at=timezone.now())
+    # C (2025-01-01): 2025-04-01 -> 90 days; an "achieved" goal without a date is not evidence.
+    plan(c, D(2025, 1, 10), [(achieved, None), (achieved, D(2025, 4, 1))])
+    # G (first paid line 2025-03-15; a free pilot line from January does not count): 2025-04-14 -> 30 days.
+    factories.SubscriptionFactory(account=g, product="Pilot", mrr=Decimal(0), start_date=D(2025, 1, 1))
+    plan(g, D(2025, 3, 20), [(achieved, D(2025, 4, 14))])
+    # D: nothing achieved yet. H: only its second plan achieved something.
+    plan(d, D(2025, 2, 1), [(in_progress, None)])
+    plan(h, D(2025, 2, 1), [(in_progress, None)])
+    plan(h, D(2025, 5, 1), [(achieved, D(2025, 6, 1))])
+
+    result = selectors.time_to_value()
+    # 30, 45, 90 -> 45; High touch 45, 90 -> 67.5; Low touch 30.
+    assert result == {
+        "median_days": Decimal(45),
+        "by_tier": {
+            "High touch": {"median_days": Decimal("67.5"), "count": 2, "values": [45, 90]},
+            "Low touch": {"median_days": Decimal(30), "count": 1, "values": [30]},
+        },
+        "accounts": 3,
+    }
+
+
+# --- concentration --------------------------------------------------------------------------------
+
+
+def test_concentration(portfolio):
+    # A deleted account's MRR does not count.
+    factories.AccountFactory(name="Gone", mrr=Decimal(9000), deleted_at=timezone.now())
+    # Paying: C 1500, B 1200, I 1150, F 1000, G 600, E 400, J 250 = 6100 MRR, 73200 ARR.
+    # Top ceil(7 x 0.2) = ceil(1.4) = 2: C + B = 2700 MRR = 32400 ARR; 32400 / 73200 = 0.442623
+    assert selectors.concentration() == {
+        "accounts": 7,
+        "top_accounts": 2,
+        "top_arr": Decimal(32400),
+        "total_arr": Decimal(73200),
+        "top_share": Decimal("0.442623"),
+    }
+    # ceil(7 x 0.5) = 4: 1500 + 1200 + 1150 + 1000 = 4850 MRR = 58200 ARR; 58200 / 73200 = 0.795082
+    half = selectors.concentration(share=Decimal("0.5"))
+    assert (half["top_accounts"], half["top_arr"], half["top_share"]) == (4, Decimal(58200), Decimal("0.795082"))
+    # One paying account is its own top 20 %.
+    Account.objects.exclude(name="C").update(mrr=0)
+    assert selectors.concentration()["top_accounts"] == 1
+    assert selectors.concentration()["top_share"] == Decimal(1)
+    with pytest.raises(ValueError, match="share of accounts"):
+        selectors.concentration(share=Decimal(0))
+
+
+# --- drill-down -----------------------------------------------------------------------------------
+
+
+def test_drilldown_lists_the_accounts_behind_a_figure(bridge):
+    # Low touch lost H (700) in December.
+    churned = selectors.drilldown(month=D(2025, 12, 1), figure="churned_mrr", segment_kind="tier", segment="Low touch")
+    assert churned == [
+        {"account_id": bridge["H"].pk, "name": "H", "amount": Decimal(700), "start": Decimal(700), "end": Decimal(0)}
+    ]
+    assert stored(D(2025, 12, 1), "tier", "Low touch").churned_mrr == Decimal(700)
+    # High touch starts June with C 2000, B 1200, I 1000, F 800 = 5000, largest first.
+    start = selectors.drilldown(month=D(2025, 6, 1), figure="start_mrr", segment_kind="tier", segment="High touch")
+    assert [(row["name"], row["amount"]) for row in start] == [
+        ("C", Decimal(2000)),
+        ("B", Decimal(1200)),
+        ("I", Decimal(1000)),
+        ("F", Decimal(800)),
+    ]
+    # I's October expansion of 150: 100 upsell, 50 cross-sell; F's July expansion is all cross-sell.
+    october = {figure: selectors.drilldown(month=D(2025, 10, 1), figure=figure) for figure in FIGURES}
+    assert [(r["name"], r["amount"]) for r in october["expansion_mrr"]] == [("I", Decimal(150))]
+    assert [(r["name"], r["amount"]) for r in october["upsell_mrr"]] == [("I", Decimal(100))]
+    assert [(r["name"], r["amount"]) for r in october["cross_sell_mrr"]] == [("I", Decimal(50))]
+    assert selectors.drilldown(month=D(2025, 7, 1), figure="upsell_mrr") == []
+    with pytest.raises(ValueError, match="'mrr' is not a bridge figure"):
+        selectors.drilldown(month=D(2025, 7, 1), figure="mrr")
+
+
+def test_drilldown_always_adds_up_to_the_stored_bridge(bridge):
+    history = load_history(until=D(2026, 2, 1))
+    rows = RevenueMonth.objects.all()
+    assert len(rows) > 50
+    for row in rows:
+        for figure in FIGURES:
+            found = selectors.drilldown(
+                month=row.month, figure=figure, segment_kind=row.segment_kind, segment=row.segment, history=history
+            )
+            assert sum((r["amount"] for r in found), Decimal(0)) == getattr(row, figure), (row, figure)
+        starting = selectors.drilldown(
+            month=row.month, figure="start_mrr", segment_kind=row.segment_kind, segment=row.segment, history=history
+        )
+        assert len(starting) == row.start_accounts
+
+
+def test_every_bridge_figure_has_a_drilldown():
+    assert set(selectors.FIGURE_AMOUNT) == set(FIGURES)
+
+
+# --- nothing to compute ---------------------------------------------------------------------------
+
+
+def test_an_empty_database_gives_empty_figures_without_errors(db):
+    month = D(2026, 1, 1)
+    assert selectors.trailing_retention(month=month) == {
+        "nrr": None,
+        "grr": None,
+        "base_mrr": Decimal(0),
+        "accounts": 0,
+    }
+    assert selectors.ltv_by_segment(month=month) == {}
+    assert selectors.ltv_by_segment(month=month, segment_kind="tier") == {}
+    lonely = factories.AccountFactory(mrr=Decimal(100))
+    assert selectors.account_ltv(account=lonely) == {
+        "segment": "Low touch",
+        "mrr": Decimal(100),
+        "churn_rate": None,
+        "ltv": None,
+    }
+    Account.objects.all().delete()
+    assert selectors.cohort_retention() == []
+    assert selectors.expansion_by_segment(first=month, last=month, segment_kind="region") == {}
+    assert selectors.upsell_timing() == {"distribution": {}, "median_months": None, "accounts": 0}
+    churn = selectors.churn_analysis(first=D(2025, 1, 1), last=month)
+    assert (churn["churned_mrr"], churn["churned_accounts"], churn["by_tier"], churn["reasons"]) == (0, 0, {}, {})
+    assert all(group == {"mrr": 0, "logos": 0} for group in churn["by_tenure"].values())
+    assert selectors.time_to_value() == {"median_days": None, "by_tier": {}, "accounts": 0}
+    assert selectors.concentration() == {
+        "accounts": 0,
+        "top_accounts": 0,
+        "top_arr": Decimal(0),
+        "total_arr": Decimal(0),
+        "top_share": None,
+    }
+    for figure in FIGURES:
+        assert selectors.drilldown(month=month, figure=figure) == []
+
+
+# --- query counts ---------------------------------------------------------------------------------
+
+
+def count_queries(run) -> int:
+    with CaptureQueriesContext(connection) as queries:
+        run()
+    return len(queries)
+
+
+SELECTOR_QUERIES = {
+    # load_history: lines, accounts' segments
+    "trailing_retention": (lambda: selectors.trailing_retention(month=D(2026, 1, 1)), 2),
+    "cohort_retention": (lambda: selectors.cohort_retention(), 2),
+    "upsell_timing": (lambda: selectors.upsell_timing(), 2),
+    # load_history, then the churned accounts' reasons
+    "churn_analysis": (lambda: selectors.churn_analysis(first=D(2025, 1, 1), last=D(2026, 2, 1)), 3),
+    # load_history, then the accounts' names
+    "drilldown": (lambda: selectors.drilldown(month=D(2025, 12, 1), figure="churned_mrr"), 3),
+    # the stored bridge rows
+    "ltv_by_segment": (lambda: selectors.ltv_by_segment(month=D(2026, 1, 1), segment_kind="tier"), 1),
+    "expansion_by_segment": (
+        lambda: selectors.expansion_by_segment(first=D(2025, 1, 1), last=D(2026, 2, 1), segment_kind="tier"),
+        1,
+    ),
+    # accounts with their first line, first plan and its first achieved goal as subqueries
+    "time_to_value": (lambda: selectors.time_to_value(), 1),
+    # paying accounts' MRR
+    "concentration": (lambda: selectors.concentration(), 1),
+}
+
+
+def add_portfolio_copy(prefix: str) -> None:
+    accounts = build_portfolio(LINES, prefix=prefix)
+    for account in accounts.values():
+        success_plan = factories.SuccessPlanFactory(account=account, start_date=D(2025, 1, 1), target_date=None)
+        factories.GoalFactory(plan=success_plan, status=Goal.Status.ACHIEVED, achieved_at=D(2025, 3, 1))
+
+
+@pytest.mark.parametrize("name", SELECTOR_QUERIES)
+def test_query_counts_do_not_grow_with_accounts(db, name):
+    run, expected = SELECTOR_QUERIES[name]
+    add_portfolio_copy("1-")
+    revenue_recompute(first=D(2025, 1, 1), last=D(2026, 2, 1))
+    few = count_queries(run)
+    for copy in range(2, 5):
+        add_portfolio_copy(f"{copy}-")
+    revenue_recompute(first=D(2025, 1, 1), last=D(2026, 2, 1))
+    assert count_queries(run) == few == expected
