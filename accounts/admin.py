@@ -37,6 +37,7 @@ from .services import (
     partner_key_create,
     partner_key_revoke,
     subscription_save,
+    tier_rules_apply,
     touch_save,
 )
 
@@ -434,7 +435,7 @@ class AccountAdmin(SoftDeleteAdminMixin, AllOrNothingImportMixin, CsmModelAdmin)
         (_("Record"), {"fields": ("created_at", "updated_at", "deleted_at"), "classes": ("collapse",)}),
     )
     inlines = (ContactInline, SubscriptionInline, TierHistoryInline, RecentTouchInline)
-    actions = ("lock_tier", "unlock_tier")
+    actions = ("recompute_health", "run_tier_rules", "lock_tier", "unlock_tier")
 
     @admin.display(description=_("MRR"), ordering="mrr")
     def mrr_display(self, obj: Account) -> str:
@@ -477,6 +478,27 @@ class AccountAdmin(SoftDeleteAdminMixin, AllOrNothingImportMixin, CsmModelAdmin)
             save_formset_with(formset, lambda line: subscription_save(subscription=line))
         else:
             super().save_formset(request, form, formset, change)
+
+    @admin.action(description=_("Recompute health, tier and alerts now"), permissions=["change"])
+    def recompute_health(self, request, queryset) -> None:
+        from metrics.tasks import recompute_accounts  # metrics builds on this app
+
+        ids = list(queryset.values_list("pk", flat=True))
+        # Eagerly (no broker) this runs here; with a worker it is queued.
+        recompute_accounts.delay(ids)
+        self.message_user(
+            request,
+            ngettext("Recompute started for %(count)d account.", "Recompute started for %(count)d accounts.", len(ids))
+            % {"count": len(ids)},
+        )
+
+    @admin.action(description=_("Re-run tier rules"), permissions=["change"])
+    def run_tier_rules(self, request, queryset) -> None:
+        moved = tier_rules_apply(account_ids=list(queryset.values_list("pk", flat=True)))
+        self.message_user(
+            request,
+            ngettext("%(count)d account changed tier.", "%(count)d accounts changed tier.", moved) % {"count": moved},
+        )
 
     @admin.action(description=_("Lock tier (tier rules leave these accounts alone)"), permissions=["change"])
     def lock_tier(self, request, queryset) -> None:

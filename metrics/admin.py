@@ -1,6 +1,7 @@
 """Admin for usage, the health model and its snapshots, the revenue bridge and the alert queue."""
 
-from django.contrib import admin
+from django.contrib import admin, messages
+from django.core.exceptions import ValidationError
 from django.utils.formats import localize
 from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext_lazy as _
@@ -8,6 +9,7 @@ from django.utils.translation import gettext_lazy as _
 from csm.admin import CsmModelAdmin, EstimatedCountPaginator, ReadOnlyAdminMixin
 
 from .models import Alert, AlertRule, HealthComponent, HealthModel, HealthSnapshot, RevenueMonth, UsageRecord
+from .services.health import COMPONENT_FIELDS, health_model_publish
 
 # --- usage --------------------------------------------------------------------------------------
 
@@ -40,6 +42,49 @@ class HealthModelAdmin(CsmModelAdmin):
     list_filter = ("is_active",)
     search_fields = ("name", "notes")
     inlines = (HealthComponentInline,)
+
+    # A version that has scored accounts is never edited: saving changes to it publishes a new version,
+    # so every snapshot keeps the weights that produced it.
+    @staticmethod
+    def _frozen(obj: HealthModel) -> bool:
+        return obj.pk is not None and obj.snapshots.exists()
+
+    def save_model(self, request, obj, form, change):
+        if not (change and self._frozen(HealthModel.objects.get(pk=obj.pk))):
+            super().save_model(request, obj, form, change)
+
+    def save_related(self, request, form, formsets, change):
+        original = form.instance
+        if not (change and self._frozen(HealthModel.objects.get(pk=original.pk))):
+            super().save_related(request, form, formsets, change)
+            return
+        for formset in formsets:  # nothing of the frozen version was saved; the admin's log reads these
+            formset.new_objects, formset.changed_objects, formset.deleted_objects = [], [], []
+        if not form.has_changed() and not any(f.has_changed() for f in formsets):
+            return
+        components = [
+            {name: row[name] for name in COMPONENT_FIELDS}
+            for formset in formsets
+            for row in formset.cleaned_data
+            if row and not row.get("DELETE")
+        ]
+        try:
+            new = health_model_publish(
+                components=components,
+                name=form.cleaned_data["name"],
+                yellow_from=form.cleaned_data["yellow_from"],
+                green_from=form.cleaned_data["green_from"],
+                notes=form.cleaned_data["notes"],
+                activate=original.is_active or form.cleaned_data["is_active"],
+            )
+        except ValidationError as error:
+            messages.error(request, " ".join(error.messages))
+            return
+        messages.success(
+            request,
+            _("Version %(old)s has scored accounts, so the changes were saved as version %(new)s.")
+            % {"old": original.version, "new": new.version},
+        )
 
 
 @admin.register(HealthComponent)

@@ -688,3 +688,54 @@ def test_paginator_estimates_big_unfiltered_tables_on_postgresql():
         UsageRecord.objects.all().delete()
         with connection.cursor() as cursor:
             cursor.execute("ANALYZE metrics_usagerecord")
+
+
+# --- issue actions: recompute, tier rules, health model versions ---------------------------------
+
+
+def test_recompute_and_tier_rule_actions(admin_client):
+    from metrics.models import HealthSnapshot
+
+    account = factories.AccountFactory(tier=factories.default_tier("tech-touch"))
+    factories.SubscriptionFactory(account=account, mrr=Decimal(9000), start_date=datetime.date(2025, 1, 1))
+    Account.objects.filter(pk=account.pk).update(mrr=Decimal(9000))
+    url = admin_url(Account, "changelist")
+    response = admin_client.post(url, {"action": "run_tier_rules", "_selected_action": [account.pk]}, follow=True)
+    assert "1 account changed tier." in messages_of(response)
+    account.refresh_from_db()
+    assert account.tier.slug == "high-touch"
+    response = admin_client.post(url, {"action": "recompute_health", "_selected_action": [account.pk]}, follow=True)
+    assert "Recompute started for 1 account." in messages_of(response)
+    assert HealthSnapshot.objects.filter(account=account).exists()
+
+
+def test_editing_a_health_model_that_has_scored_publishes_a_new_version(admin_client):
+    from metrics.models import HealthModel
+
+    snapshot = factories.HealthSnapshotFactory()
+    model = snapshot.model_version
+    url = admin_url(HealthModel, "change", model.pk)
+    data = form_data(admin_client.get(url))
+    weight_key = next(k for k in data if k.endswith("-weight"))
+    data[weight_key] = "50"
+    response = admin_client.post(url, data, follow=True)
+    assert any("saved as version 2" in m for m in messages_of(response))
+    model.refresh_from_db()
+    new = HealthModel.objects.get(version=2)
+    assert (model.is_active, new.is_active) == (False, True)
+    assert sorted(new.components.values_list("weight", flat=True)) != sorted(
+        model.components.values_list("weight", flat=True)
+    )
+    assert HealthSnapshot.objects.get(pk=snapshot.pk).model_version == model
+
+
+def test_an_unused_health_model_is_edited_in_place(admin_client):
+    from metrics.models import HealthModel
+
+    model = HealthModel.objects.get(is_active=True)
+    url = admin_url(HealthModel, "change", model.pk)
+    data = form_data(admin_client.get(url))
+    data["notes"] = "Tuned"
+    admin_client.post(url, data)
+    assert HealthModel.objects.count() == 1
+    assert HealthModel.objects.get().notes == "Tuned"
