@@ -60,7 +60,7 @@ def command_run(args: list[str]) -> None:
     say("Recomputing MRR, tiers, health and alerts")
     manage("recompute_metrics")
     addr = args[0] if args else "127.0.0.1:8000"
-    say(f"Serving on http://{addr}/  (stop with Ctrl-C)")
+    say(f"Serving on http://{addr}/  (stop with Ctrl-C); demo login: admin / admin")
     manage("runserver", addr)
 
 
