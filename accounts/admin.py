@@ -324,24 +324,24 @@ class TierAssignmentAdmin(ReadOnlyAdminMixin, CsmModelAdmin):
 # --- accounts -----------------------------------------------------------------------------------
 
 
-class ContactInline(admin.TabularInline):
+class LiveRowsInline(admin.TabularInline):
+    """An inline of soft-deletable rows: tombstones are not shown."""
+
+    extra = 0
+    show_change_link = True
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).alive()
+
+
+class ContactInline(LiveRowsInline):
     model = Contact
     fields = ("name", "email", "title", "role", "is_primary", "external_id")
-    extra = 0
-    show_change_link = True
-
-    def get_queryset(self, request):
-        return super().get_queryset(request).alive()
 
 
-class SubscriptionInline(admin.TabularInline):
+class SubscriptionInline(LiveRowsInline):
     model = Subscription
     fields = ("product", "mrr", "quantity", "start_date", "end_date", "external_id")
-    extra = 0
-    show_change_link = True
-
-    def get_queryset(self, request):
-        return super().get_queryset(request).alive()
 
 
 class TierHistoryInline(ReadOnlyInlineMixin, admin.TabularInline):

@@ -20,7 +20,6 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal
 
-from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.hashers import make_password
 from django.db import connections, router, transaction
@@ -31,7 +30,7 @@ from metrics.models import Alert, HealthSnapshot, RevenueMonth, UsageRecord
 from success_plans.models import Goal, Initiative, Priority, SuccessPlan, Target
 
 from .models import Account, Contact, Subscription, Tier, TierAssignment, Touch
-from .services import account_last_touch_refresh, account_mrr_refresh
+from .services import account_last_touch_refresh, account_mrr_refresh, tier_for_arr, tier_rule_reason
 
 # --- knobs --------------------------------------------------------------------------------------
 
@@ -719,23 +718,11 @@ def _lifecycle_stage(plan: AccountPlan, today: datetime.date) -> str:
 
 
 def _tier_for(arr: Decimal, tiers: list[Tier]) -> tuple[Tier, str]:
-    """The most attentive tier whose minimum ARR the account meets, with the reason for the history row.
-
-    With no tier open to every ARR, an account below all minimums falls back to the least attentive tier.
-    """
-    currency = getattr(settings, "CSM_CURRENCY", "USD")
-    above: Tier | None = None
-    for tier in tiers:
-        if tier.min_arr is None or arr >= tier.min_arr:
-            if tier.min_arr is None:
-                reason = f"ARR {currency} {arr:,.2f}"
-                if above is not None:
-                    reason += f" is below the {above.name} minimum of {above.min_arr:,.2f}"
-                return tier, f"{reason}; {tier.name} has no minimum."
-            return tier, f"ARR {currency} {arr:,.2f} meets the {tier.name} minimum of {tier.min_arr:,.2f}."
-        above = tier
-    tier = tiers[-1]
-    return tier, f"ARR {currency} {arr:,.2f} is below every tier minimum; {tier.name} is the fallback."
+    """The tier the tier rule picks, with its reason; below every minimum, the least attentive tier."""
+    tier = tier_for_arr(arr, tiers)
+    if tier is None:
+        return tiers[-1], f"ARR {arr:,.2f} is below every tier minimum; {tiers[-1].name} is the fallback"
+    return tier, tier_rule_reason(arr, tier, tiers)
 
 
 # --- touches ------------------------------------------------------------------------------------

@@ -395,7 +395,7 @@ def tier_for_arr(arr: Decimal, tiers: list[Tier]) -> Tier | None:
     return None
 
 
-def _tier_reason(arr: Decimal, tier: Tier, tiers: list[Tier]) -> str:
+def tier_rule_reason(arr: Decimal, tier: Tier, tiers: list[Tier]) -> str:
     if tier.min_arr is not None:
         return _("ARR %(arr)s meets the %(tier)s minimum of %(min)s") % {
             "arr": f"{arr:,.2f}",
@@ -442,7 +442,7 @@ def tier_rules_apply(*, account_ids: Iterable[int] | None = None, at: datetime.d
                     tier=tier,
                     started_at=at,
                     source=TierAssignment.Source.RULE,
-                    reason=_tier_reason(arr, tier, tiers),
+                    reason=tier_rule_reason(arr, tier, tiers),
                     created_at=at,
                     updated_at=at,
                 )

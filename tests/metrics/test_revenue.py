@@ -8,7 +8,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from metrics.models import RevenueMonth
-from metrics.services.revenue import revenue_recompute
+from metrics.services.revenue import COUNTS, FIGURES, revenue_recompute
 from tests import factories
 
 D = datetime.date
@@ -97,26 +97,7 @@ HAND_RATES = {
     "2026-01": ("1", "1", "0", "0", "0", None, "871.43"),
     "2026-02": ("1", "1", "0", "0", "0", None, "871.43"),
 }
-MONEY = (
-    "start_mrr",
-    "new_mrr",
-    "reactivation_mrr",
-    "expansion_mrr",
-    "upsell_mrr",
-    "cross_sell_mrr",
-    "contraction_mrr",
-    "churned_mrr",
-    "end_mrr",
-)
-COUNTS = (
-    "start_accounts",
-    "new_accounts",
-    "reactivated_accounts",
-    "expanding_accounts",
-    "contracting_accounts",
-    "churned_accounts",
-    "end_accounts",
-)
+MONEY = FIGURES  # the order of HAND's money columns
 RATES = ("grr", "nrr", "logo_churn_rate", "gross_revenue_churn_rate", "net_revenue_churn_rate", "quick_ratio", "arpa")
 
 
