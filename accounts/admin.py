@@ -29,7 +29,7 @@ from csm.admin import (
     save_formset_with,
 )
 
-from .models import Account, Contact, Partner, PartnerKey, Subscription, Tier, TierAssignment, Touch
+from .models import Account, ChurnEvent, Contact, Partner, PartnerKey, Subscription, Tier, TierAssignment, Touch
 from .services import (
     account_mrr_refresh,
     account_save,
@@ -319,6 +319,16 @@ class TierAssignmentAdmin(ReadOnlyAdminMixin, CsmModelAdmin):
     list_select_related = ("account", "tier", "assigned_by")
     search_fields = ("account__name", "=account__external_id")
     paginator = EstimatedCountPaginator
+
+
+@admin.register(ChurnEvent)
+class ChurnEventAdmin(ReadOnlyAdminMixin, CsmModelAdmin):
+    """Churn history: recorded by `account_save` when an account churns, one row per churn."""
+
+    list_display = ("__str__", "account", "churned_on", "reason")
+    list_select_related = ("account",)
+    search_fields = ("account__name", "=account__external_id", "reason")
+    date_hierarchy = "churned_on"
 
 
 # --- accounts -----------------------------------------------------------------------------------

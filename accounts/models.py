@@ -285,6 +285,26 @@ class Subscription(SyncedModel):
         return f"{self.product} ({self.start_date} – {self.end_date or '…'})"
 
 
+class ChurnEvent(TimeStampedModel):
+    """One time an account churned, with the reason recorded then. A reactivated account that churns
+    again keeps both, so churn analysis reads each churn's own reason, not the account's latest one."""
+
+    account = models.ForeignKey(Account, models.CASCADE, related_name="churn_events", verbose_name=_("account"))
+    churned_on = models.DateField(_("churned on"))
+    reason = models.CharField(_("churn reason"), max_length=200, blank=True)
+
+    class Meta:
+        ordering = ["account_id", "-churned_on"]
+        verbose_name = _("churn event")
+        verbose_name_plural = _("churn events")
+        constraints = [
+            models.UniqueConstraint(fields=["account", "churned_on"], name="churnevent_unique_account_day"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.account} {self.churned_on}"
+
+
 class TierAssignment(TimeStampedModel):
     """One period an account spent in a tier: [started_at, ended_at). At most one is open per account."""
 

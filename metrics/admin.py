@@ -8,7 +8,16 @@ from django.utils.translation import gettext_lazy as _
 
 from csm.admin import CsmModelAdmin, EstimatedCountPaginator, ReadOnlyAdminMixin
 
-from .models import Alert, AlertRule, HealthComponent, HealthModel, HealthSnapshot, RevenueMonth, UsageRecord
+from .models import (
+    Alert,
+    AlertRule,
+    HealthComponent,
+    HealthModel,
+    HealthSnapshot,
+    RecomputeIssue,
+    RevenueMonth,
+    UsageRecord,
+)
 from .services.health import COMPONENT_FIELDS, health_model_publish
 
 # --- usage --------------------------------------------------------------------------------------
@@ -181,3 +190,10 @@ class AlertAdmin(CsmModelAdmin):
     search_fields = ("account__name", "=account__external_id", "reason")
     paginator = EstimatedCountPaginator
     autocomplete_fields = ("rule", "account", "owner")
+
+
+@admin.register(RecomputeIssue)
+class RecomputeIssueAdmin(ReadOnlyAdminMixin, CsmModelAdmin):
+    list_display = ("message", "code", "occurrences", "first_seen_at", "last_seen_at", "resolved_at")
+    list_filter = (("resolved_at", admin.EmptyFieldListFilter),)
+    search_fields = ("code", "message")

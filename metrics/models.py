@@ -224,6 +224,20 @@ class RevenueMonth(TimeStampedModel):
     net_revenue_churn_rate = models.DecimalField(_("net revenue churn rate"), **RATE, null=True, blank=True)
     quick_ratio = models.DecimalField(_("quick ratio"), **RATE, null=True, blank=True)
     arpa = models.DecimalField(_("ARPA"), **MONEY, null=True, blank=True)
+    trailing_nrr = models.DecimalField(
+        _("trailing-12-month NRR"),
+        **RATE,
+        null=True,
+        blank=True,
+        help_text=_("MRR now of the accounts paying 12 months before / their MRR then."),
+    )
+    trailing_grr = models.DecimalField(
+        _("trailing-12-month GRR"),
+        **RATE,
+        null=True,
+        blank=True,
+        help_text=_("As trailing NRR, each account counted at most at its MRR 12 months before."),
+    )
 
     class Meta:
         ordering = ["segment_kind", "segment", "month"]
@@ -334,3 +348,26 @@ class Alert(TimeStampedModel):
 
     def __str__(self) -> str:
         return f"{self.rule}: {self.account}"
+
+
+class RecomputeIssue(TimeStampedModel):
+    """A configuration problem a background recompute ran into (say, no active health model).
+
+    Writes that queued the recompute still succeed; the problem is logged and kept here, shown in the
+    admin until a later run no longer meets it.
+    """
+
+    code = models.SlugField(_("code"), max_length=50, unique=True)
+    message = models.TextField(_("message"))
+    occurrences = models.PositiveIntegerField(_("occurrences"), default=1)
+    first_seen_at = models.DateTimeField(_("first seen"))
+    last_seen_at = models.DateTimeField(_("last seen"))
+    resolved_at = models.DateTimeField(_("resolved"), null=True, blank=True)
+
+    class Meta:
+        ordering = ["-last_seen_at"]
+        verbose_name = _("recompute issue")
+        verbose_name_plural = _("recompute issues")
+
+    def __str__(self) -> str:
+        return self.message

@@ -3,7 +3,7 @@
 from django.contrib import admin
 from django.utils.translation import gettext_lazy as _
 
-from csm.admin import CsmModelAdmin, EstimatedCountPaginator, LiveFilter, SoftDeleteAdminMixin
+from csm.admin import CsmModelAdmin, EstimatedCountPaginator, LiveFilter, ReadOnlyAdminMixin, SoftDeleteAdminMixin
 
 from .models import (
     Goal,
@@ -11,6 +11,7 @@ from .models import (
     PlanTemplate,
     SuccessPlan,
     Target,
+    TargetMeasurement,
     TemplateGoal,
     TemplateInitiative,
     TemplateTarget,
@@ -144,3 +145,14 @@ class InitiativeAdmin(CsmModelAdmin):
     list_select_related = ("goal", "owner")
     search_fields = ("title", "goal__title")
     autocomplete_fields = ("goal", "owner")
+
+
+@admin.register(TargetMeasurement)
+class TargetMeasurementAdmin(ReadOnlyAdminMixin, CsmModelAdmin):
+    """Readings are recorded by `target_measure` (workspace, API, imports) and the usage sync."""
+
+    list_display = ("__str__", "target", "value", "measured_at", "source", "recorded_by")
+    list_filter = ("source",)
+    list_select_related = ("target", "recorded_by")
+    search_fields = ("target__name",)
+    paginator = EstimatedCountPaginator

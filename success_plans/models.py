@@ -11,6 +11,18 @@ from accounts.models import Account, Tier
 from csm.models import SyncedModel, TimeStampedModel
 
 VALUE = {"max_digits": 18, "decimal_places": 4}
+ZERO, ONE = Decimal(0), Decimal(1)
+
+
+def target_progress(*, baseline: Decimal, target_value: Decimal, current_value: Decimal | None) -> Decimal:
+    """The one definition of a target's progress: clamp((current - baseline) / (target - baseline), 0, 1).
+
+    Works for targets that go down as well as up. A target not measured yet is at its baseline: 0.
+    """
+    if current_value is None or target_value == baseline:
+        return ZERO
+    share = (current_value - baseline) / (target_value - baseline)
+    return min(max(share, ZERO), ONE)
 
 
 class Priority(models.IntegerChoices):
@@ -75,9 +87,10 @@ class TemplateTarget(TimeStampedModel):
     target_value = models.DecimalField(_("target value"), **VALUE)
     due_in_days = models.PositiveIntegerField(_("due after (days)"), null=True, blank=True)
     usage_metric = models.SlugField(_("usage metric"), max_length=50, blank=True)
+    order = models.PositiveSmallIntegerField(_("order"), default=0)
 
     class Meta:
-        ordering = ["goal_id", "id"]
+        ordering = ["goal_id", "order", "id"]
         verbose_name = _("template target")
         verbose_name_plural = _("template targets")
         constraints = [
@@ -96,9 +109,10 @@ class TemplateInitiative(TimeStampedModel):
     goal = models.ForeignKey(TemplateGoal, models.CASCADE, related_name="initiatives", verbose_name=_("goal"))
     title = models.CharField(_("title"), max_length=200)
     due_in_days = models.PositiveIntegerField(_("due after (days)"), null=True, blank=True)
+    order = models.PositiveSmallIntegerField(_("order"), default=0)
 
     class Meta:
-        ordering = ["goal_id", "id"]
+        ordering = ["goal_id", "order", "id"]
         verbose_name = _("template initiative")
         verbose_name_plural = _("template initiatives")
 
@@ -139,6 +153,10 @@ class SuccessPlan(SyncedModel):
         related_name="plans",
         verbose_name=_("template"),
     )
+    closed_at = models.DateTimeField(_("closed at"), null=True, blank=True, editable=False)
+    status_reason = models.CharField(
+        _("reason"), max_length=300, blank=True, help_text=_("Why the plan was achieved or abandoned.")
+    )
 
     class Meta:
         ordering = ["-start_date", "id"]
@@ -171,6 +189,9 @@ class Goal(TimeStampedModel):
     status = models.CharField(_("status"), max_length=12, choices=Status.choices, default=Status.NOT_STARTED)
     due_date = models.DateField(_("due date"), null=True, blank=True)
     achieved_at = models.DateField(_("achieved on"), null=True, blank=True)
+    status_reason = models.CharField(
+        _("reason"), max_length=300, blank=True, help_text=_("Why the goal was achieved or abandoned.")
+    )
     order = models.PositiveSmallIntegerField(_("order"), default=0)
 
     class Meta:
@@ -199,9 +220,10 @@ class Target(TimeStampedModel):
         blank=True,
         help_text=_("When set, the current value follows this usage metric's latest value."),
     )
+    order = models.PositiveSmallIntegerField(_("order"), default=0)
 
     class Meta:
-        ordering = ["goal_id", "id"]
+        ordering = ["goal_id", "order", "id"]
         verbose_name = _("target")
         verbose_name_plural = _("targets")
         constraints = [
@@ -216,12 +238,53 @@ class Target(TimeStampedModel):
         return self.name
 
     @property
-    def progress(self) -> Decimal | None:
-        """Share of the way from baseline to target, clamped to 0..1; None before any measurement."""
-        if self.current_value is None:
-            return None
-        share = (self.current_value - self.baseline) / (self.target_value - self.baseline)
-        return min(max(share, Decimal(0)), Decimal(1))
+    def is_measured(self) -> bool:
+        return self.current_value is not None
+
+    @property
+    def progress(self) -> Decimal:
+        """Share of the way from baseline to target, 0..1; a target not measured yet is at 0."""
+        return target_progress(baseline=self.baseline, target_value=self.target_value, current_value=self.current_value)
+
+
+class TargetMeasurement(TimeStampedModel):
+    """One reading of a target. The target's `current_value` and `measured_at` are the latest reading."""
+
+    class Source(models.TextChoices):
+        WORKSPACE = "workspace", _("Workspace")
+        API = "api", _("API")
+        USAGE = "usage", _("Usage metric")
+        IMPORT = "import", _("Import")
+
+    target = models.ForeignKey(Target, models.CASCADE, related_name="measurements", verbose_name=_("target"))
+    value = models.DecimalField(_("value"), **VALUE)
+    measured_at = models.DateTimeField(_("measured at"))
+    source = models.CharField(_("source"), max_length=10, choices=Source.choices)
+    recorded_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("recorded by"),
+    )
+
+    class Meta:
+        ordering = ["target_id", "-measured_at", "-id"]
+        verbose_name = _("target measurement")
+        verbose_name_plural = _("target measurements")
+        indexes = [models.Index(fields=["target", "measured_at"], name="measurement_target_when_idx")]
+        constraints = [
+            # A usage-linked target gets one reading per usage day, however often usage is synced.
+            models.UniqueConstraint(
+                fields=["target", "measured_at"],
+                condition=Q(source="usage"),
+                name="measurement_one_usage_reading_per_time",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.target}: {self.value.normalize():f} ({self.measured_at:%Y-%m-%d})"
 
 
 class Initiative(TimeStampedModel):
@@ -244,9 +307,13 @@ class Initiative(TimeStampedModel):
     status = models.CharField(_("status"), max_length=12, choices=Status.choices, default=Status.PLANNED)
     due_date = models.DateField(_("due date"), null=True, blank=True, db_index=True)
     completed_at = models.DateTimeField(_("completed at"), null=True, blank=True)
+    status_reason = models.CharField(
+        _("reason"), max_length=300, blank=True, help_text=_("Why the initiative is blocked.")
+    )
+    order = models.PositiveSmallIntegerField(_("order"), default=0)
 
     class Meta:
-        ordering = ["goal_id", "due_date", "id"]
+        ordering = ["goal_id", "order", "id"]
         verbose_name = _("initiative")
         verbose_name_plural = _("initiatives")
 

@@ -7,13 +7,24 @@ import factory
 from django.contrib.auth import get_user_model
 from django.utils import timezone
 
-from accounts.models import Account, Contact, Partner, PartnerKey, Subscription, Tier, TierAssignment, Touch
+from accounts.models import (
+    Account,
+    ChurnEvent,
+    Contact,
+    Partner,
+    PartnerKey,
+    Subscription,
+    Tier,
+    TierAssignment,
+    Touch,
+)
 from metrics.models import (
     Alert,
     AlertRule,
     HealthComponent,
     HealthModel,
     HealthSnapshot,
+    RecomputeIssue,
     RevenueMonth,
     UsageRecord,
 )
@@ -23,6 +34,7 @@ from success_plans.models import (
     PlanTemplate,
     SuccessPlan,
     Target,
+    TargetMeasurement,
     TemplateGoal,
     TemplateInitiative,
     TemplateTarget,
@@ -213,6 +225,16 @@ class TargetFactory(factory.django.DjangoModelFactory):
     current_value = Decimal(60)
 
 
+class TargetMeasurementFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = TargetMeasurement
+
+    target = factory.SubFactory(TargetFactory)
+    value = Decimal(60)
+    measured_at = factory.LazyFunction(timezone.now)
+    source = TargetMeasurement.Source.WORKSPACE
+
+
 class InitiativeFactory(factory.django.DjangoModelFactory):
     class Meta:
         model = Initiative
@@ -298,3 +320,22 @@ class AlertFactory(factory.django.DjangoModelFactory):
     status = Alert.Status.OPEN
     due = datetime.date(2026, 1, 10)
     reason = "Health is red (31.0)"
+
+
+class ChurnEventFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = ChurnEvent
+
+    account = factory.SubFactory(AccountFactory)
+    churned_on = datetime.date(2026, 3, 31)
+    reason = "Budget cut"
+
+
+class RecomputeIssueFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = RecomputeIssue
+
+    code = factory.Sequence(lambda n: f"issue-{n}")
+    message = factory.Sequence(lambda n: f"No health model is active ({n}).")
+    first_seen_at = factory.LazyFunction(timezone.now)
+    last_seen_at = factory.LazyFunction(timezone.now)

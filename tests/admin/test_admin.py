@@ -23,7 +23,17 @@ from django.utils.html import escape
 from import_export.formats.base_formats import CSV
 
 from accounts.admin import AccountResource
-from accounts.models import Account, Contact, Partner, PartnerKey, Subscription, Tier, TierAssignment, Touch
+from accounts.models import (
+    Account,
+    ChurnEvent,
+    Contact,
+    Partner,
+    PartnerKey,
+    Subscription,
+    Tier,
+    TierAssignment,
+    Touch,
+)
 from accounts.services import account_create, subscription_add, touch_log
 from csm.admin import EstimatedCountPaginator, is_unfiltered, table_row_estimate
 from metrics.models import (
@@ -32,6 +42,7 @@ from metrics.models import (
     HealthComponent,
     HealthModel,
     HealthSnapshot,
+    RecomputeIssue,
     RevenueMonth,
     UsageRecord,
 )
@@ -41,6 +52,7 @@ from success_plans.models import (
     PlanTemplate,
     SuccessPlan,
     Target,
+    TargetMeasurement,
     TemplateGoal,
     TemplateInitiative,
     TemplateTarget,
@@ -90,6 +102,9 @@ FACTORIES = {
     RevenueMonth: MonthlyRevenueFactory,
     AlertRule: AlertRuleFactory,
     Alert: factories.AlertFactory,
+    ChurnEvent: factories.ChurnEventFactory,
+    TargetMeasurement: factories.TargetMeasurementFactory,
+    RecomputeIssue: factories.RecomputeIssueFactory,
 }
 
 # Most queries a page may take: (changelist, change page, add page). Every page pays two for the
@@ -122,6 +137,9 @@ QUERY_LIMITS = {
     RevenueMonth: (6, 3, 2),  # changelist: date hierarchy (range, then months)
     AlertRule: (4, 3, 2),
     Alert: (6, 6, 2),  # changelist: rule and owner filters; change: rule, account, owner choices
+    ChurnEvent: (6, 3, 2),  # changelist: date hierarchy (range, then months)
+    TargetMeasurement: (4, 3, 2),
+    RecomputeIssue: (4, 3, 2),
 }
 
 
