@@ -75,6 +75,7 @@ INSTALLED_APPS = [
     "django_celery_beat",
     "import_export",
     "django_htmx",
+    "nested_admin",
     "accounts",
     "success_plans",
     "metrics",

@@ -1,0 +1,122 @@
+"""Reads over success plans: progress (the one definition, SPEC 3), plans with their parts, readings.
+
+Progress of a target = clamp((current - baseline) / (target - baseline), 0, 1), a target not measured
+yet counting as 0 (`models.target_progress`). Progress of a plan = the mean over its targets. Every
+selector costs a fixed number of queries whatever the number of plans, goals and targets.
+"""
+
+import datetime
+from collections import defaultdict
+from dataclasses import dataclass
+from decimal import Decimal
+
+from django.db.models import Count, Prefetch, QuerySet
+from django.utils import timezone
+
+from accounts.models import Account
+
+from .models import Goal, Initiative, SuccessPlan, Target, TargetMeasurement, target_progress
+
+OVERDUE_INITIATIVE_PENALTY = Decimal("0.1")
+
+
+def _mean(values: list[Decimal]) -> Decimal | None:
+    return sum(values, Decimal(0)) / len(values) if values else None
+
+
+def plan_progress_by_account(*, accounts: QuerySet[Account], on: datetime.date) -> dict[int, Decimal]:
+    """The health input `plan_progress`: per account, the mean progress of the targets on its active
+    plans, less 0.1 per initiative of those plans past due on `on` and not done, not below 0.
+
+    Accounts with no target on an active plan have no entry (no data). Plans keep no history, so a
+    past date reads their current state. Two queries.
+    """
+    active_plans = SuccessPlan.objects.alive().filter(
+        status=SuccessPlan.Status.ACTIVE, account__in=accounts.values("pk")
+    )
+    shares: dict[int, list[Decimal]] = defaultdict(list)
+    targets = Target.objects.filter(goal__plan__in=active_plans).values_list(
+        "goal__plan__account_id", "baseline", "target_value", "current_value"
+    )
+    for account_id, baseline, target_value, current in targets.order_by():
+        shares[account_id].append(target_progress(baseline=baseline, target_value=target_value, current_value=current))
+    overdue = dict(
+        Initiative.objects.filter(goal__plan__in=active_plans, due_date__lt=on)
+        .exclude(status=Initiative.Status.DONE)
+        .values_list("goal__plan__account_id")
+        .annotate(n=Count("pk"))
+        .order_by()
+    )
+    return {
+        account_id: max(_mean(values) - OVERDUE_INITIATIVE_PENALTY * overdue.get(account_id, 0), Decimal(0))
+        for account_id, values in shares.items()
+    }
+
+
+@dataclass(frozen=True)
+class PlanProgress:
+    """A plan's progress (None without targets), its targets, how many are measured, overdue initiatives."""
+
+    progress: Decimal | None
+    targets: int
+    measured: int
+    overdue_initiatives: int
+
+
+def plans_progress(*, plan_ids: list[int], on: datetime.date | None = None) -> dict[int, PlanProgress]:
+    """Progress of each plan in `plan_ids` (see PlanProgress); overdue means past due on `on` (today)."""
+
+    on = on or timezone.localdate()
+    shares: dict[int, list[Decimal]] = defaultdict(list)
+    measured: dict[int, int] = defaultdict(int)
+    rows = Target.objects.filter(goal__plan_id__in=plan_ids).values_list(
+        "goal__plan_id", "baseline", "target_value", "current_value"
+    )
+    for plan_id, baseline, target_value, current in rows.order_by():
+        shares[plan_id].append(target_progress(baseline=baseline, target_value=target_value, current_value=current))
+        measured[plan_id] += current is not None
+    overdue = dict(
+        Initiative.objects.filter(goal__plan_id__in=plan_ids, due_date__lt=on)
+        .exclude(status=Initiative.Status.DONE)
+        .values_list("goal__plan_id")
+        .annotate(n=Count("pk"))
+        .order_by()
+    )
+    return {
+        plan_id: PlanProgress(
+            progress=_mean(shares[plan_id]),
+            targets=len(shares[plan_id]),
+            measured=measured[plan_id],
+            overdue_initiatives=overdue.get(plan_id, 0),
+        )
+        for plan_id in plan_ids
+    }
+
+
+def plan_list(*, account: Account | None = None, include_closed: bool = True) -> QuerySet[SuccessPlan]:
+    """Live plans, newest start first, with their account, owner and template joined."""
+    plans = SuccessPlan.objects.alive().select_related("account", "owner", "template")
+    if account is not None:
+        plans = plans.filter(account=account)
+    if not include_closed:
+        plans = plans.filter(status__in=[SuccessPlan.Status.DRAFT, SuccessPlan.Status.ACTIVE])
+    return plans
+
+
+def plan_get(*, pk: int) -> SuccessPlan:
+    """A live plan with its goals, their targets and initiatives (with owners) loaded: five queries."""
+    goals = Goal.objects.prefetch_related(
+        Prefetch("targets", Target.objects.all()),
+        Prefetch("initiatives", Initiative.objects.select_related("owner")),
+    )
+    return (
+        SuccessPlan.objects.alive()
+        .select_related("account", "owner", "template")
+        .prefetch_related(Prefetch("goals", goals))
+        .get(pk=pk)
+    )
+
+
+def target_readings(*, target: Target, limit: int = 50) -> list[TargetMeasurement]:
+    """A target's latest readings, newest first, with who recorded them."""
+    return list(target.measurements.select_related("recorded_by")[:limit])
