@@ -19,22 +19,22 @@ from django.db.models import Max, OuterRef, Subquery, Sum
 from django.utils.translation import gettext
 
 from accounts.models import Account, Subscription
-from metrics.models import RevenueMonth
-from metrics.services.revenue import (
-    FIGURES,
+from metrics.history import (
     MONEY_PLACES,
     RATE_PLACES,
     ZERO,
     AccountHistory,
     Movement,
     MrrHistory,
-    _ratio,
     load_history,
     month_index,
     month_start,
     movement,
     movements,
+    ratio,
 )
+from metrics.models import RevenueMonth
+from metrics.services.revenue import FIGURES
 from success_plans.models import Goal, SuccessPlan
 
 SegmentKind = RevenueMonth.SegmentKind
@@ -210,8 +210,8 @@ def trailing_retention(*, month: datetime.date, history: MrrHistory | None = Non
             current_mrr += after
             kept_mrr += min(before, after)
     return {
-        "nrr": _ratio(current_mrr, base_mrr),
-        "grr": _ratio(kept_mrr, base_mrr),
+        "nrr": ratio(current_mrr, base_mrr),
+        "grr": ratio(kept_mrr, base_mrr),
         "base_mrr": base_mrr,
         "accounts": accounts,
     }
@@ -239,8 +239,8 @@ def cohort_retention(*, months_after: int = 12, history: MrrHistory | None = Non
         logos, revenue = [], []
         for k in range(min(months_after, history.last - history.first - first_paid) + 1):
             mrr = [account.at(first_paid + k) for account in members]
-            logos.append(_ratio(sum(value > 0 for value in mrr), len(members)))
-            revenue.append(_ratio(sum(mrr, ZERO), start_mrr))
+            logos.append(ratio(sum(value > 0 for value in mrr), len(members)))
+            revenue.append(ratio(sum(mrr, ZERO), start_mrr))
         result.append(
             {
                 "cohort": month_start(history.first + first_paid),
@@ -340,7 +340,7 @@ def expansion_by_segment(
             "cross_sell": row["cross_sell"],
             "expansion": row["expansion"],
             "expanding": row["expanding"],
-            "average_expansion": _ratio(row["expansion"], row["expanding"], MONEY_PLACES),
+            "average_expansion": ratio(row["expansion"], row["expanding"], MONEY_PLACES),
         }
         for row in rows
     }
@@ -484,7 +484,7 @@ def concentration(*, share: Decimal = Decimal("0.2")) -> Concentration:
         "top_accounts": top,
         "top_arr": top_arr,
         "total_arr": total_arr,
-        "top_share": _ratio(top_arr, total_arr),
+        "top_share": ratio(top_arr, total_arr),
     }
 
 

@@ -10,17 +10,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from metrics import selectors
+from metrics.history import SegmentKind, history_from_lines, load_history, month_index
 from metrics.models import RevenueMonth
-from metrics.services.revenue import (
-    COUNTS,
-    FIGURES,
-    SegmentKind,
-    bridge,
-    history_from_lines,
-    load_history,
-    month_index,
-    revenue_recompute,
-)
+from metrics.services.revenue import COUNTS, FIGURES, bridge, revenue_recompute
 
 D = datetime.date
 FIRST_DAY = D(2024, 1, 1)

@@ -1,17 +1,21 @@
 """The revenue selectors against figures computed by hand (SPEC 4), on the portfolio of test_revenue."""
 
+import ast
 import datetime
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
+from django.conf import settings
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from accounts.models import Account
 from metrics import selectors
+from metrics.history import load_history
 from metrics.models import RevenueMonth
-from metrics.services.revenue import FIGURES, load_history, revenue_recompute
+from metrics.services.revenue import FIGURES, revenue_recompute
 from success_plans.models import Goal, SuccessPlan
 from tests import factories
 from tests.metrics.test_revenue import LINES
@@ -365,6 +369,23 @@ def test_drilldown_always_adds_up_to_the_stored_bridge(bridge):
 
 def test_every_bridge_figure_has_a_drilldown():
     assert set(selectors.FIGURE_AMOUNT) == set(FIGURES)
+
+
+# --- module boundaries ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("module", ["metrics/selectors.py", "metrics/services/revenue.py"])
+def test_revenue_modules_import_only_public_names(module):
+    """The revenue history and its helpers are a public module; nobody reaches into another's privates."""
+    tree = ast.parse((Path(settings.BASE_DIR) / module).read_text())
+    private = [
+        f"{node.module}.{alias.name}"
+        for node in ast.walk(tree)
+        if isinstance(node, ast.ImportFrom)
+        for alias in node.names
+        if alias.name.startswith("_")
+    ]
+    assert private == []
 
 
 # --- nothing to compute ---------------------------------------------------------------------------

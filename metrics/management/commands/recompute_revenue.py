@@ -1,6 +1,7 @@
 from django.core.management.base import BaseCommand, CommandError
 
-from metrics.services.revenue import parse_month, revenue_recompute
+from metrics.history import parse_month
+from metrics.services.revenue import revenue_recompute
 
 
 class Command(BaseCommand):
