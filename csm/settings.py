@@ -79,6 +79,7 @@ INSTALLED_APPS = [
     "accounts",
     "success_plans",
     "metrics",
+    "demo",
 ]
 
 MIDDLEWARE = [

@@ -13,9 +13,9 @@ from django.core.management.base import CommandError
 from django.db.models import Count, Exists, F, Max, Min, OuterRef, Sum
 from django.utils import timezone
 
-from accounts.demo import CHURN_REASONS, CSM_PASSWORD, USAGE_DAYS, demo_flush
 from accounts.models import Account, Contact, Subscription, Tier, TierAssignment, Touch
 from accounts.selectors import account_mrr_on_map
+from demo.generator import CHURN_REASONS, CSM_PASSWORD, USAGE_DAYS, demo_flush
 from metrics.models import AlertRule, HealthModel, RevenueMonth, UsageRecord
 from success_plans.models import Goal, Initiative, SuccessPlan, Target
 

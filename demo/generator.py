@@ -26,11 +26,10 @@ from django.db import connections, router, transaction
 from django.db.models import Model
 from django.utils import timezone
 
+from accounts.models import Account, Contact, Subscription, Tier, TierAssignment, Touch
+from accounts.services import account_last_touch_refresh, account_mrr_refresh, tier_for_arr, tier_rule_reason
 from metrics.models import Alert, HealthSnapshot, RevenueMonth, UsageRecord
 from success_plans.models import Goal, Initiative, Priority, SuccessPlan, Target
-
-from .models import Account, Contact, Subscription, Tier, TierAssignment, Touch
-from .services import account_last_touch_refresh, account_mrr_refresh, tier_for_arr, tier_rule_reason
 
 # --- knobs --------------------------------------------------------------------------------------
 

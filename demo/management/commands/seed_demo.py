@@ -10,8 +10,8 @@ from django.db import transaction
 from django.utils import timezone
 from tqdm import tqdm
 
-from accounts import demo
 from accounts.models import Account
+from demo import generator as demo
 
 ISO_DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
 
