@@ -13,8 +13,10 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from accounts.models import Account, Subscription
+from csm.exceptions import DomainError
 from metrics.models import RevenueMonth
 
 ZERO = Decimal("0.00")
@@ -41,11 +43,17 @@ def month_end(index: int) -> datetime.date:
 
 
 def parse_month(value: str) -> datetime.date:
-    """'YYYY-MM' to the first day of that month; ValueError with a clear message otherwise."""
+    """'YYYY-MM' to the first day of that month; DomainError otherwise."""
     try:
         return datetime.datetime.strptime(value, "%Y-%m").date()  # noqa: DTZ007 - a calendar month, no time
     except (TypeError, ValueError):
-        raise ValueError(f"{value!r} is not a month; use YYYY-MM.") from None
+        raise DomainError(_("'%(value)s' is not a month; use YYYY-MM.") % {"value": value}) from None
+
+
+def check_month_range(first: datetime.date, last: datetime.date) -> None:
+    """Refuse a range of months whose last month comes before its first."""
+    if month_index(last) < month_index(first):
+        raise DomainError(_("The month range ends before it starts."))
 
 
 def ratio(numerator: Decimal | int, denominator: Decimal | int, places: Decimal = RATE_PLACES) -> Decimal | None:

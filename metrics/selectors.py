@@ -16,9 +16,10 @@ from typing import TypedDict
 
 from django.conf import settings
 from django.db.models import Max, OuterRef, Subquery, Sum
-from django.utils.translation import gettext
+from django.utils.translation import gettext as _
 
 from accounts.models import Account, Subscription
+from csm.exceptions import DomainError
 from metrics.history import (
     MONEY_PLACES,
     RATE_PLACES,
@@ -26,6 +27,7 @@ from metrics.history import (
     AccountHistory,
     Movement,
     MrrHistory,
+    check_month_range,
     load_history,
     month_index,
     month_start,
@@ -156,18 +158,19 @@ def _offset(history: MrrHistory, month: datetime.date) -> int:
     """`month` as an offset into the history; a month after its end would read as everyone churning."""
     index = month_index(month)
     if index > history.last:
-        raise ValueError(f"The history ends in {month_start(history.last):%Y-%m}, before {month:%Y-%m}.")
+        raise DomainError(
+            _("The revenue history ends in %(last)s; choose %(last)s or an earlier month.")
+            % {"last": f"{month_start(history.last):%Y-%m}"}
+        )
     return index - history.first
 
 
 def _check_segment_kind(segment_kind: str) -> None:
     if segment_kind not in SegmentKind.values:
-        raise ValueError(f"{segment_kind!r} is not a segment kind; use one of {', '.join(SegmentKind.values)}.")
-
-
-def _check_range(first: datetime.date, last: datetime.date) -> None:
-    if month_index(last) < month_index(first):
-        raise ValueError("The month range ends before it starts.")
+        raise DomainError(
+            _("'%(kind)s' is not a segment kind; use one of %(kinds)s.")
+            % {"kind": segment_kind, "kinds": ", ".join(SegmentKind.values)}
+        )
 
 
 def _median(values: Iterable[int]) -> Decimal | None:
@@ -225,7 +228,7 @@ def cohort_retention(*, months_after: int = 12, history: MrrHistory | None = Non
     that month is in the history.
     """
     if months_after < 0:
-        raise ValueError("months_after cannot be negative.")
+        raise DomainError(_("The number of months after the cohort month cannot be negative."))
     history = _history(history, None)
     cohorts: dict[int, list[AccountHistory]] = defaultdict(list)
     for account in history.accounts.values():
@@ -320,7 +323,7 @@ def expansion_by_segment(
     average_expansion = expansion / expanding, None without any. One query, on the stored bridge.
     """
     _check_segment_kind(segment_kind)
-    _check_range(first, last)
+    check_month_range(first, last)
     rows = (
         RevenueMonth.objects.filter(
             segment_kind=segment_kind, month__gte=first.replace(day=1), month__lte=last.replace(day=1)
@@ -384,7 +387,7 @@ def churn_analysis(*, first: datetime.date, last: datetime.date, history: MrrHis
     in order); by_tier: per current tier name ('' without a tier), most MRR first; reasons: churn events
     per the account's recorded churn reason, most frequent first. One query beyond the history.
     """
-    _check_range(first, last)
+    check_month_range(first, last)
     history = _history(history, last)
     _offset(history, last)
     low, high = max(month_index(first), history.first), month_index(last)
@@ -399,7 +402,7 @@ def churn_analysis(*, first: datetime.date, last: datetime.date, history: MrrHis
         reasons_by_account = dict(
             Account.objects.filter(pk__in={event[0] for event in events}).values_list("pk", "churn_reason").order_by()
         )
-    not_recorded = gettext("Not recorded")
+    not_recorded = _("Not recorded")
     by_tenure: dict[str, ChurnGroup] = {label: {"mrr": ZERO, "logos": 0} for label, _, _ in TENURE_BANDS}
     by_tier: dict[str, ChurnGroup] = defaultdict(lambda: {"mrr": ZERO, "logos": 0})
     reasons: Counter[str] = Counter()
@@ -474,7 +477,7 @@ def concentration(*, share: Decimal = Decimal("0.2")) -> Concentration:
     """
     share = Decimal(str(share))  # a float 0.2 would carry binary noise into the ceiling
     if not 0 < share <= 1:
-        raise ValueError("The share of accounts must be more than 0 and at most 1.")
+        raise DomainError(_("The share of accounts must be more than 0 and at most 1."))
     mrr = list(Account.objects.alive().filter(mrr__gt=0).order_by("-mrr").values_list("mrr", flat=True))
     top = max(1, math.ceil(len(mrr) * share)) if mrr else 0
     top_arr = 12 * sum(mrr[:top], ZERO)
@@ -506,7 +509,10 @@ def drilldown(
     the previous and this month end. One query (names) beyond the history.
     """
     if figure not in FIGURE_AMOUNT:
-        raise ValueError(f"{figure!r} is not a bridge figure; use one of {', '.join(FIGURES)}.")
+        raise DomainError(
+            _("'%(figure)s' is not a bridge figure; use one of %(figures)s.")
+            % {"figure": figure, "figures": ", ".join(FIGURES)}
+        )
     _check_segment_kind(segment_kind)
     history = _history(history, month)
     offset = _offset(history, month)

@@ -18,6 +18,7 @@ from metrics.history import (
     ZERO,
     MrrHistory,
     SegmentKind,
+    check_month_range,
     load_history,
     month_index,
     month_start,
@@ -120,8 +121,7 @@ def revenue_recompute(*, first: datetime.date | None = None, last: datetime.date
         low = month_index(first)
     if last is not None:
         high = month_index(last)
-    if high < low:
-        raise ValueError("The month range ends before it starts.")
+    check_month_range(month_start(low), month_start(high))
     stamp = timezone.now()
     rows = [
         {

@@ -7,6 +7,8 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
+from csm.exceptions import DomainError
+from metrics.history import parse_month
 from metrics.models import RevenueMonth
 from metrics.services.revenue import COUNTS, FIGURES, revenue_recompute
 from tests import factories
@@ -171,3 +173,15 @@ def test_recompute_is_idempotent_and_costs_the_same_queries_for_more_months(port
     assert run(D(2025, 1, 1), D(2026, 2, 1)) == long == short
     after = list(RevenueMonth.objects.order_by("pk").values())
     assert [{**r, "updated_at": None} for r in before] == [{**r, "updated_at": None} for r in after]
+
+
+def test_bad_months_are_refused_with_a_domain_error(db):
+    assert parse_month("2025-03") == D(2025, 3, 1)
+    for value in ("2025-13", "March", ""):
+        with pytest.raises(DomainError) as error:
+            parse_month(value)
+        assert error.value.messages == [f"'{value}' is not a month; use YYYY-MM."]
+    with pytest.raises(DomainError) as error:
+        revenue_recompute(first=D(2025, 3, 1), last=D(2025, 2, 1))
+    assert error.value.messages == ["The month range ends before it starts."]
+    assert not RevenueMonth.objects.exists()

@@ -12,6 +12,7 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from accounts.models import Account
+from csm.exceptions import DomainError
 from metrics import selectors
 from metrics.history import load_history
 from metrics.models import RevenueMonth
@@ -81,7 +82,7 @@ def test_trailing_retention_is_empty_without_a_base_and_refuses_months_past_the_
         "base_mrr": Decimal(0),
         "accounts": 0,
     }
-    with pytest.raises(ValueError, match="history ends in 2026-02"):
+    with pytest.raises(DomainError, match="history ends in 2026-02"):
         selectors.trailing_retention(month=D(2026, 3, 1), history=history)
 
 
@@ -136,7 +137,7 @@ def test_account_ltv_uses_the_tier_churn_rate_and_current_mrr(bridge):
 
 
 def test_segment_kind_is_checked(db):
-    with pytest.raises(ValueError, match="not a segment kind"):
+    with pytest.raises(DomainError, match="not a segment kind"):
         selectors.ltv_by_segment(month=D(2026, 1, 1), segment_kind="planet")
 
 
@@ -198,7 +199,7 @@ def test_expansion_by_segment_splits_upsell_and_cross_sell(bridge):
     # July to September: only F's cross-sell.
     summer = selectors.expansion_by_segment(first=D(2025, 7, 1), last=D(2025, 9, 30), segment_kind="all")
     assert summer[""]["upsell"] == 0 and summer[""]["cross_sell"] == Decimal(200) and summer[""]["expanding"] == 1
-    with pytest.raises(ValueError, match="ends before it starts"):
+    with pytest.raises(DomainError, match="ends before it starts"):
         selectors.expansion_by_segment(first=D(2025, 9, 1), last=D(2025, 7, 1), segment_kind="all")
 
 
@@ -319,7 +320,7 @@ def test_concentration(portfolio):
     Account.objects.exclude(name="C").update(mrr=0)
     assert selectors.concentration()["top_accounts"] == 1
     assert selectors.concentration()["top_share"] == Decimal(1)
-    with pytest.raises(ValueError, match="share of accounts"):
+    with pytest.raises(DomainError, match="share of accounts"):
         selectors.concentration(share=Decimal(0))
 
 
@@ -347,7 +348,7 @@ def test_drilldown_lists_the_accounts_behind_a_figure(bridge):
     assert [(r["name"], r["amount"]) for r in october["upsell_mrr"]] == [("I", Decimal(100))]
     assert [(r["name"], r["amount"]) for r in october["cross_sell_mrr"]] == [("I", Decimal(50))]
     assert selectors.drilldown(month=D(2025, 7, 1), figure="upsell_mrr") == []
-    with pytest.raises(ValueError, match="'mrr' is not a bridge figure"):
+    with pytest.raises(DomainError, match="'mrr' is not a bridge figure"):
         selectors.drilldown(month=D(2025, 7, 1), figure="mrr")
 
 
@@ -369,6 +370,48 @@ def test_drilldown_always_adds_up_to_the_stored_bridge(bridge):
 
 def test_every_bridge_figure_has_a_drilldown():
     assert set(selectors.FIGURE_AMOUNT) == set(FIGURES)
+
+
+# --- bad input ------------------------------------------------------------------------------------
+
+
+def test_bad_input_is_refused_with_a_domain_error_a_user_can_act_on(portfolio):
+    history = load_history(until=D(2026, 2, 1))
+    cases = [
+        (
+            lambda: selectors.trailing_retention(month=D(2026, 3, 1), history=history),
+            "The revenue history ends in 2026-02; choose 2026-02 or an earlier month.",
+        ),
+        (
+            lambda: selectors.ltv_by_segment(month=D(2026, 1, 1), segment_kind="planet"),
+            "'planet' is not a segment kind; use one of all, tier, industry, region, owner.",
+        ),
+        (
+            lambda: selectors.expansion_by_segment(first=D(2025, 9, 1), last=D(2025, 7, 1), segment_kind="all"),
+            "The month range ends before it starts.",
+        ),
+        (
+            lambda: selectors.churn_analysis(first=D(2025, 9, 1), last=D(2025, 7, 1), history=history),
+            "The month range ends before it starts.",
+        ),
+        (
+            lambda: selectors.cohort_retention(months_after=-1, history=history),
+            "The number of months after the cohort month cannot be negative.",
+        ),
+        (
+            lambda: selectors.concentration(share=Decimal("1.5")),
+            "The share of accounts must be more than 0 and at most 1.",
+        ),
+        (
+            lambda: selectors.drilldown(month=D(2025, 7, 1), figure="mrr", history=history),
+            "'mrr' is not a bridge figure; use one of start_mrr, new_mrr, reactivation_mrr, expansion_mrr, "
+            "upsell_mrr, cross_sell_mrr, contraction_mrr, churned_mrr, end_mrr.",
+        ),
+    ]
+    for call, message in cases:
+        with pytest.raises(DomainError) as error:
+            call()
+        assert error.value.messages == [message]
 
 
 # --- module boundaries ----------------------------------------------------------------------------

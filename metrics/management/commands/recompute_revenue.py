@@ -1,5 +1,6 @@
 from django.core.management.base import BaseCommand, CommandError
 
+from csm.exceptions import DomainError
 from metrics.history import parse_month
 from metrics.services.revenue import revenue_recompute
 
@@ -21,6 +22,6 @@ class Command(BaseCommand):
             first = parse_month(first) if first else None
             last = parse_month(last) if last else None
             written = revenue_recompute(first=first, last=last)
-        except ValueError as error:
-            raise CommandError(str(error)) from None
+        except DomainError as error:
+            raise CommandError(" ".join(error.messages)) from None
         self.stdout.write(self.style.SUCCESS(f"{written} revenue-month rows written."))
