@@ -16,6 +16,7 @@ from django.db.models import DateTimeField, F, Max, OuterRef, Subquery
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from csm.exceptions import DomainError
 from csm.models import SyncedModel
 
 from .models import (
@@ -413,6 +414,88 @@ def tier_rule_reason(arr: Decimal, tier: Tier, tiers: list[Tier]) -> str:
     }
 
 
+TierOpening = tuple[int, Tier, datetime.datetime, str, str]  # account id, tier, at, source, reason
+REASON_LENGTH = TierAssignment._meta.get_field("reason").max_length
+
+
+@transaction.atomic
+def tier_assignments_open(*, assignments: Iterable[TierOpening]) -> list[TierAssignment]:
+    """Record many tier changes: each (account id, tier, at, source, reason) closes the account's open
+    assignment at `at`, opens one in `tier` from `at`, and sets `Account.tier`. Returns the rows opened.
+
+    An account already in `tier` keeps its open assignment (only `Account.tier` is brought in line). All or
+    nothing; a fixed number of queries per ID_BATCH rows. Bulk writers of tier history (the tier rules,
+    imports, demo data) come through here.
+    """
+    rows = list(assignments)
+    ids = [row[0] for row in rows]
+    if len(set(ids)) != len(ids):
+        raise DomainError(_("An account can change tier only once per call; it was given more than once."))
+    opened: list[TierAssignment] = []
+    for first in range(0, len(rows), ID_BATCH):
+        opened += _tier_assignments_open_batch(rows[first : first + ID_BATCH])
+    return opened
+
+
+def _tier_assignments_open_batch(rows: list[TierOpening]) -> list[TierAssignment]:
+    ids = [account_id for account_id, *_rest in rows]
+    current_tiers = dict(Account.objects.filter(pk__in=ids).values_list("pk", "tier_id"))
+    open_now = {
+        assignment.account_id: assignment
+        for assignment in TierAssignment.objects.select_for_update().filter(account_id__in=ids, ended_at__isnull=True)
+    }
+    now = timezone.now()
+    closing: list[TierAssignment] = []
+    opening: list[TierAssignment] = []
+    tier_of: dict[int, Tier] = {}  # account id -> the tier Account.tier must name
+    for account_id, tier, at, source, reason in rows:
+        if account_id not in current_tiers:
+            raise DomainError(_("There is no such account (id %(id)s).") % {"id": account_id})
+        if source not in TierAssignment.Source.values:
+            raise DomainError(
+                _("Unknown tier change source “%(source)s”; use one of %(choices)s.")
+                % {"source": source, "choices": ", ".join(TierAssignment.Source.values)}
+            )
+        if len(reason) > REASON_LENGTH:
+            raise DomainError(
+                _("Keep the reason of a tier change to %(max)s characters or fewer.") % {"max": REASON_LENGTH}
+            )
+        current = open_now.get(account_id)
+        if current is not None and current.tier_id == tier.pk:
+            tier_of[account_id] = tier
+            continue
+        if current is not None:
+            if at < current.started_at:
+                raise DomainError(
+                    _("A tier change cannot take effect before the current tier started (%(start)s).")
+                    % {"start": current.started_at.isoformat()}
+                )
+            current.ended_at, current.updated_at = at, now
+            closing.append(current)
+        opening.append(
+            TierAssignment(
+                account_id=account_id,
+                tier=tier,
+                started_at=at,
+                source=source,
+                reason=reason,
+                created_at=now,
+                updated_at=now,
+            )
+        )
+        tier_of[account_id] = tier
+    # Close before opening: at most one open assignment per account, enforced by a unique index.
+    TierAssignment.objects.bulk_update(closing, ["ended_at", "updated_at"], batch_size=1000)
+    TierAssignment.objects.bulk_create(opening, batch_size=1000)
+    by_tier: dict[Tier, list[int]] = {}
+    for account_id, tier in tier_of.items():
+        if current_tiers[account_id] != tier.pk:
+            by_tier.setdefault(tier, []).append(account_id)
+    for tier, account_ids in by_tier.items():
+        Account.objects.filter(pk__in=account_ids).update(tier=tier, updated_at=now)
+    return opening
+
+
 @transaction.atomic
 def tier_rules_apply(*, account_ids: Iterable[int] | None = None, at: datetime.datetime | None = None) -> int:
     """Put every paying, unlocked account in the tier its ARR qualifies for; returns the accounts moved.
@@ -425,33 +508,11 @@ def tier_rules_apply(*, account_ids: Iterable[int] | None = None, at: datetime.d
     accounts = Account.objects.alive().filter(tier_locked=False, mrr__gt=0)
     if account_ids is not None:
         accounts = accounts.filter(pk__in=list(account_ids))
-    moves: list[tuple[int, Tier, Decimal]] = []
+    moves: list[TierOpening] = []
     for pk, mrr, tier_id in accounts.values_list("pk", "mrr", "tier_id").order_by():
         arr = mrr * 12
         tier = tier_for_arr(arr, tiers)
         if tier is not None and tier.pk != tier_id:
-            moves.append((pk, tier, arr))
-    for first in range(0, len(moves), ID_BATCH):
-        batch = moves[first : first + ID_BATCH]
-        ids = [pk for pk, _tier, _arr in batch]
-        TierAssignment.objects.filter(account_id__in=ids, ended_at__isnull=True).update(ended_at=at, updated_at=at)
-        TierAssignment.objects.bulk_create(
-            [
-                TierAssignment(
-                    account_id=pk,
-                    tier=tier,
-                    started_at=at,
-                    source=TierAssignment.Source.RULE,
-                    reason=tier_rule_reason(arr, tier, tiers),
-                    created_at=at,
-                    updated_at=at,
-                )
-                for pk, tier, arr in batch
-            ],
-            batch_size=500,
-        )
-        for tier in tiers:
-            tier_ids = [pk for pk, target, _arr in batch if target.pk == tier.pk]
-            if tier_ids:
-                Account.objects.filter(pk__in=tier_ids).update(tier=tier, updated_at=at)
+            moves.append((pk, tier, at, TierAssignment.Source.RULE, tier_rule_reason(arr, tier, tiers)))
+    tier_assignments_open(assignments=moves)
     return len(moves)

@@ -27,7 +27,13 @@ from django.db.models import Model
 from django.utils import timezone
 
 from accounts.models import Account, Contact, Subscription, Tier, TierAssignment, Touch
-from accounts.services import account_last_touch_refresh, account_mrr_refresh, tier_for_arr, tier_rule_reason
+from accounts.services import (
+    account_last_touch_refresh,
+    account_mrr_refresh,
+    tier_assignments_open,
+    tier_for_arr,
+    tier_rule_reason,
+)
 from metrics.models import Alert, HealthSnapshot, RevenueMonth, UsageRecord
 from success_plans.models import Goal, Initiative, Priority, SuccessPlan, Target
 
@@ -1283,7 +1289,6 @@ def _write_chunk(plans: list[AccountPlan], ctx: SeedContext, report: Callable[[s
             country=plan.country,
             employees=plan.employees,
             owner=ctx.csms[plan.owner_index],
-            tier=tier,
             lifecycle_stage=plan.lifecycle_stage,
             pricing_model=plan.pricing_model,
             customer_since=plan.customer_since,
@@ -1292,7 +1297,7 @@ def _write_chunk(plans: list[AccountPlan], ctx: SeedContext, report: Callable[[s
             churn_reason=plan.churn_reason,
             created_at=now,
         )
-        for plan, (tier, _reason, _arr) in zip(plans, tiers, strict=True)
+        for plan in plans
     ]
     Account.objects.bulk_create(accounts, batch_size=BATCH_SIZE)
     report("Accounts", len(accounts), done)
@@ -1325,19 +1330,13 @@ def _write_chunk(plans: list[AccountPlan], ctx: SeedContext, report: Callable[[s
     Subscription.objects.bulk_create(lines, batch_size=BATCH_SIZE)
     report("Subscriptions", len(lines), done)
 
-    assignments = [
-        TierAssignment(
-            account=account,
-            tier=tier,
-            started_at=_at(plan.contract_start),
-            source=TierAssignment.Source.RULE,
-            reason=reason,
-            created_at=now,
-        )
-        for plan, account, (tier, reason, _arr) in zip(plans, accounts, tiers, strict=True)
-    ]
-    TierAssignment.objects.bulk_create(assignments, batch_size=BATCH_SIZE)
-    report("Tier assignments", len(assignments), done)
+    opened = tier_assignments_open(
+        assignments=[
+            (account.pk, tier, _at(plan.contract_start), TierAssignment.Source.RULE, reason)
+            for plan, account, (tier, reason, _arr) in zip(plans, accounts, tiers, strict=True)
+        ]
+    )
+    report("Tier assignments", len(opened), done)
 
     touches: list[Touch] = []
     touch_contacts: list[list[int]] = []
