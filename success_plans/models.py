@@ -246,6 +246,13 @@ class Target(TimeStampedModel):
         """Share of the way from baseline to target, 0..1; a target not measured yet is at 0."""
         return target_progress(baseline=self.baseline, target_value=self.target_value, current_value=self.current_value)
 
+    @property
+    def progress_label(self) -> str:
+        """Progress as users read it: a percentage, or "not measured yet" (which counts as 0)."""
+        if not self.is_measured:
+            return str(_("not measured yet"))
+        return f"{self.progress:.0%}"
+
 
 class TargetMeasurement(TimeStampedModel):
     """One reading of a target. The target's `current_value` and `measured_at` are the latest reading."""

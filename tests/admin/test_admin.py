@@ -127,7 +127,9 @@ QUERY_LIMITS = {
     TemplateTarget: (4, 4, 2),  # change: goal choice
     TemplateInitiative: (4, 4, 2),  # change: goal choice
     SuccessPlan: (6, 6, 2),  # changelist: template and owner filters; change: goals, account, owner choices
-    Goal: (4, 6, 2),  # change: target and initiative inlines, plan choice
+    # change: target and initiative inlines, plan choice, initiative owner choices (once, for every row and the
+    # blank row the add-another button copies; so on the add page too)
+    Goal: (4, 7, 3),
     Target: (4, 4, 2),  # change: goal choice
     Initiative: (4, 4, 2),  # change: goal choice (owner empty)
     UsageRecord: (4, 4, 2),  # change: account choice
