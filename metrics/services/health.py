@@ -14,7 +14,6 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
 
-from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import (
     Avg,
@@ -36,6 +35,7 @@ from django.utils.translation import gettext as _
 from accounts.models import Account, Touch
 from accounts.selectors import account_mrr_on_expression
 from csm.db import bulk_upsert
+from csm.exceptions import DomainError, full_clean
 from metrics.models import HealthBand, HealthComponent, HealthModel, HealthSnapshot, UsageRecord
 from success_plans.models import Initiative, SuccessPlan, Target
 
@@ -244,7 +244,8 @@ def _raw_values(
         elif component.kind == Kind.ENGAGEMENT:
             since = timezone.localtime(row["last_touch"]).date() if row["last_touch"] else row["customer_since"]
             if since is not None and row["cadence"]:
-                raw = Decimal((on - since).days) / Decimal(row["cadence"])
+                # A customer whose relationship starts after `on` has been one for 0 days, not fewer.
+                raw = Decimal(max((on - since).days, 0)) / Decimal(row["cadence"])
         elif component.kind == Kind.SENTIMENT:
             raw = _decimal(row.get("sentiment"))
         elif component.kind == Kind.PLAN_PROGRESS:
@@ -347,7 +348,7 @@ def health_recompute_range(
 ) -> int:
     """Backfill every day from `first` to `last` inclusive; returns the snapshots written."""
     if last < first:
-        raise ValueError("The range ends before it starts.")
+        raise DomainError(_("The range ends before it starts."))
     account_ids = None if account_ids is None else list(account_ids)
     written = 0
     day = first
@@ -380,21 +381,21 @@ def health_model_publish(
     that produced it.
     """
     if not any(Decimal(c.get("weight", 0)) > 0 for c in components):
-        raise ValidationError(_("A health model needs at least one component with a weight above zero."))
+        raise DomainError(_("A health model needs at least one component with a weight above zero."))
     version = (HealthModel.objects.aggregate(latest=Max("version"))["latest"] or 0) + 1
     if activate:
         HealthModel.objects.filter(is_active=True).update(is_active=False, updated_at=timezone.now())
     model = HealthModel(
         name=name, version=version, is_active=activate, yellow_from=yellow_from, green_from=green_from, notes=notes
     )
-    model.full_clean()
+    full_clean(model)
     model.save()
     rows = []
     for position, fields in enumerate(components):
         component = HealthComponent(model=model, **{k: v for k, v in fields.items() if k in COMPONENT_FIELDS})
         if "order" not in fields:
             component.order = position
-        component.full_clean()
+        full_clean(component)
         rows.append(component)
     HealthComponent.objects.bulk_create(rows)
     return model

@@ -255,3 +255,31 @@ def test_publishing_a_new_version_retires_the_old_one_and_keeps_history(account)
         health_model_publish(components=[{"kind": "sentiment", "weight": Decimal(1), "bad": 1, "good": 1}])
     assert HealthModel.objects.count() == 2
     assert HealthModel.objects.get(is_active=True) == new
+
+
+def test_engagement_is_zero_days_when_the_customer_starts_after_the_date():
+    # A signed contract is billed from 1 June but the customer relationship starts on 10 July: on 30 June the
+    # account has been a customer for 0 days (raw 0 -> score 100), never a negative ratio.
+    account = factories.AccountFactory(customer_since=D(2026, 7, 10), tier=factories.default_tier("high-touch"))
+    factories.SubscriptionFactory(account=account, start_date=D(2026, 6, 1))
+    health_recompute(on=ON)
+    snapshot = HealthSnapshot.objects.get(account=account)
+    parts = explained(snapshot)
+    assert (parts["engagement"]["raw"], parts["engagement"]["score"]) == (0.0, 100.0)
+    assert (snapshot.score, snapshot.band) == (Decimal("100.0"), "green")
+
+
+def test_a_range_that_ends_before_it_starts_is_a_domain_error():
+    from csm.exceptions import DomainError
+
+    with pytest.raises(DomainError, match="The range ends before it starts"):
+        health_recompute_range(first=ON, last=ON - datetime.timedelta(days=1))
+
+
+def test_a_deleted_account_gets_no_new_snapshots(account):
+    health_recompute(on=ON - datetime.timedelta(days=1))
+    Account.objects.filter(pk=account.pk).update(deleted_at=at(ON))
+    assert health_recompute(on=ON) == 0
+    assert list(HealthSnapshot.objects.filter(account=account).values_list("date", flat=True)) == [
+        ON - datetime.timedelta(days=1)
+    ]
