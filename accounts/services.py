@@ -10,13 +10,12 @@ from collections.abc import Iterable
 from decimal import Decimal
 from typing import Any
 
-from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import DateTimeField, F, Max, OuterRef, Subquery
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from csm.exceptions import DomainError
+from csm.exceptions import DomainError, full_clean
 from csm.models import SyncedModel
 
 from .models import (
@@ -99,7 +98,7 @@ def tier_assign(
         return current
     if current is not None:
         if at < current.started_at:
-            raise ValidationError(
+            raise DomainError(
                 _("A tier change cannot take effect before the current tier started (%(start)s).")
                 % {"start": current.started_at.isoformat()}
             )
@@ -113,7 +112,7 @@ def tier_assign(
         reason=reason,
         assigned_by=assigned_by,
     )
-    assignment.full_clean()
+    full_clean(assignment)
     assignment.save()
     Account.objects.filter(pk=account.pk).update(tier=tier, updated_at=timezone.now())
     account.tier = tier
@@ -129,7 +128,7 @@ def account_save(
     reason: str = "",
 ) -> Account:
     """Validate and save an account built or edited by a caller; a tier change is recorded in history."""
-    account.full_clean()
+    full_clean(account)
     is_new = account.pk is None
     previous_tier_id = (
         None if is_new else Account.objects.filter(pk=account.pk).values_list("tier_id", flat=True).first()
@@ -180,7 +179,7 @@ def contact_save(*, contact: Contact) -> Contact:
         Contact.objects.filter(account_id=contact.account_id, is_primary=True).exclude(pk=contact.pk).update(
             is_primary=False, updated_at=timezone.now()
         )
-    contact.full_clean()
+    full_clean(contact)
     contact.save()
     return contact
 
@@ -192,7 +191,7 @@ def contact_save(*, contact: Contact) -> Contact:
 def subscription_save(*, subscription: Subscription) -> Subscription:
     """Validate and save a revenue line, then bring the MRR of the accounts it touches up to date."""
     previous_account_id = _previous_account_id(Subscription, subscription.pk)
-    subscription.full_clean()
+    full_clean(subscription)
     subscription.save()
     account_mrr_refresh(account_ids={subscription.account_id, previous_account_id} - {None})
     queue_recompute([subscription.account_id, previous_account_id])
@@ -237,12 +236,12 @@ def subscription_change_price(
 ) -> Subscription:
     """A price change: the line ends on `on` and a new one with the new MRR starts that day."""
     if on <= subscription.start_date:
-        raise ValidationError(
+        raise DomainError(
             _("A price change must fall after the line's start date (%(start)s).")
             % {"start": subscription.start_date.isoformat()}
         )
     if subscription.end_date is not None and on >= subscription.end_date:
-        raise ValidationError(
+        raise DomainError(
             _("A price change must fall before the line's end date (%(end)s).")
             % {"end": subscription.end_date.isoformat()}
         )
@@ -265,15 +264,15 @@ def subscription_change_price(
 def touch_save(*, touch: Touch, contacts: Iterable[Contact] | None = None) -> Touch:
     """Validate and save a touch, set its contacts, and keep `Account.last_touch_at` right."""
     if touch.occurred_at and touch.occurred_at > timezone.now() + datetime.timedelta(minutes=5):
-        raise ValidationError({"occurred_at": _("A touch cannot be logged in the future.")})
+        raise DomainError({"occurred_at": _("A touch cannot be logged in the future.")})
     previous_account_id = _previous_account_id(Touch, touch.pk)
-    touch.full_clean()
+    full_clean(touch)
     touch.save()
     if contacts is not None:
         contacts = list(contacts)
         strangers = [c.name for c in contacts if c.account_id != touch.account_id]
         if strangers:
-            raise ValidationError(
+            raise DomainError(
                 {"contacts": _("Not contacts of this account: %(names)s.") % {"names": ", ".join(strangers)}}
             )
         touch.contacts.set(contacts)

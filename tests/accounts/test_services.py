@@ -4,7 +4,6 @@ import datetime
 from decimal import Decimal
 
 import pytest
-from django.core.exceptions import ValidationError
 from django.utils import timezone
 
 from accounts.models import Account, PartnerKey, Subscription, TierAssignment, Touch
@@ -23,6 +22,7 @@ from accounts.services import (
     touch_log,
     touch_update,
 )
+from csm.exceptions import DomainError
 from tests import factories
 from tests.factories import default_tier
 
@@ -72,7 +72,7 @@ class TestTouchLog:
     def test_rejects_contacts_of_another_account_and_writes_nothing(self, csm):
         account = factories.AccountFactory(owner=csm)
         stranger = factories.ContactFactory(name="Someone Else")
-        with pytest.raises(ValidationError, match="Not contacts of this account: Someone Else"):
+        with pytest.raises(DomainError, match="Not contacts of this account: Someone Else"):
             touch_log(account=account, csm=csm, kind="call", occurred_at=days_ago(1), subject="x", contacts=[stranger])
         assert not Touch.objects.exists()
         account.refresh_from_db()
@@ -80,14 +80,14 @@ class TestTouchLog:
 
     def test_rejects_future_touches_and_bad_sentiment(self, csm):
         account = factories.AccountFactory(owner=csm)
-        with pytest.raises(ValidationError, match="cannot be logged in the future"):
+        with pytest.raises(DomainError, match="cannot be logged in the future"):
             touch_log(
                 account=account, kind="call", occurred_at=timezone.now() + datetime.timedelta(days=2), subject="x"
             )
-        with pytest.raises(ValidationError) as error:
+        with pytest.raises(DomainError) as error:
             touch_log(account=account, kind="call", occurred_at=days_ago(1), subject="x", sentiment=3)
         assert "sentiment" in error.value.message_dict
-        with pytest.raises(ValidationError) as error:
+        with pytest.raises(DomainError) as error:
             touch_log(account=account, kind="telepathy", occurred_at=days_ago(1), subject="x")
         assert "kind" in error.value.message_dict
         assert not Touch.objects.exists()
@@ -118,20 +118,20 @@ class TestSubscriptions:
 
     def test_invalid_line_is_rejected_and_nothing_changes(self):
         account = factories.AccountFactory()
-        with pytest.raises(ValidationError, match="The end date must be after the start date"):
+        with pytest.raises(DomainError, match="The end date must be after the start date"):
             subscription_add(
                 account=account, product="Platform", mrr=Decimal(10), start_date=D(2026, 2, 1), end_date=D(2026, 1, 1)
             )
-        with pytest.raises(ValidationError) as error:
+        with pytest.raises(DomainError) as error:
             subscription_add(account=account, product="Platform", mrr=Decimal(-10), start_date=D(2026, 2, 1))
         assert "mrr" in error.value.message_dict
         assert not Subscription.objects.exists()
 
     def test_price_change_must_fall_inside_the_line(self):
         line = factories.SubscriptionFactory(start_date=D(2026, 1, 1), end_date=D(2026, 6, 1))
-        with pytest.raises(ValidationError, match="after the line's start date"):
+        with pytest.raises(DomainError, match="after the line's start date"):
             subscription_change_price(subscription=line, mrr=Decimal(1), on=D(2026, 1, 1))
-        with pytest.raises(ValidationError, match="before the line's end date"):
+        with pytest.raises(DomainError, match="before the line's end date"):
             subscription_change_price(subscription=line, mrr=Decimal(1), on=D(2026, 6, 1))
         assert Subscription.objects.count() == 1
 
@@ -190,7 +190,7 @@ class TestTiers:
     def test_change_cannot_predate_the_current_tier(self):
         account = account_create(name="Acme", tier=default_tier())
         started = account.tier_assignments.get().started_at
-        with pytest.raises(ValidationError, match="cannot take effect before"):
+        with pytest.raises(DomainError, match="cannot take effect before"):
             tier_assign(
                 account=account, tier=default_tier("high-touch"), source="manual", at=started - datetime.timedelta(1)
             )
@@ -202,7 +202,7 @@ class TestTiers:
         assert account.tier_assignments.get().ended_at is not None
 
     def test_invalid_account_is_rejected(self):
-        with pytest.raises(ValidationError) as error:
+        with pytest.raises(DomainError) as error:
             account_create(name="", tier=default_tier())
         assert "name" in error.value.message_dict
         assert not Account.objects.exists()
