@@ -11,7 +11,7 @@ usage is metrics' data, and metrics builds on this app.
 import datetime
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any, NamedTuple
 
 from django.db import transaction
@@ -22,6 +22,7 @@ from django.utils.translation import gettext as _
 from accounts.models import Account
 from accounts.services import queue_recompute, soft_delete
 from csm.exceptions import DomainError, full_clean
+from csm.numbers import clean_decimal
 
 from .models import (
     VALUE,
@@ -305,7 +306,7 @@ def plan_create_from_template(
 
 # --- goals --------------------------------------------------------------------------------------
 
-GOAL_EDITABLE_FIELDS = ("title", "description", "priority", "due_date")
+GOAL_EDITABLE_FIELDS = ("title", "description", "priority", "due_date", "order")
 
 
 @transaction.atomic
@@ -387,7 +388,7 @@ def goals_reorder(*, plan: SuccessPlan, goal_ids: Sequence[int]) -> None:
 
 # --- targets ------------------------------------------------------------------------------------
 
-TARGET_EDITABLE_FIELDS = ("name", "unit", "baseline", "target_value", "due_date", "usage_metric")
+TARGET_EDITABLE_FIELDS = ("name", "unit", "baseline", "target_value", "due_date", "usage_metric", "order")
 
 
 @transaction.atomic
@@ -450,14 +451,8 @@ class Measurement(NamedTuple):
 
 
 def _clean_value(value: Any) -> Decimal:
-    """A reading as a Decimal that fits the column (14 digits before the point, 4 after)."""
-    try:
-        number = Decimal(str(value)).quantize(Decimal("0.0001"))
-    except (InvalidOperation, ValueError, TypeError):
-        raise DomainError({"value": _("Enter a number.")}) from None
-    if not number.is_finite() or number.adjusted() >= VALUE["max_digits"] - VALUE["decimal_places"]:
-        raise DomainError({"value": _("Enter a number below 100,000,000,000,000.")})
-    return number
+    """A reading as a Decimal that fits the column on every database (see `csm.numbers`)."""
+    return clean_decimal(value, **VALUE)
 
 
 @transaction.atomic
@@ -550,7 +545,7 @@ def target_current_values_refresh(*, target_ids: Iterable[int]) -> int:
 
 # --- initiatives --------------------------------------------------------------------------------
 
-INITIATIVE_EDITABLE_FIELDS = ("title", "owner", "due_date")
+INITIATIVE_EDITABLE_FIELDS = ("title", "owner", "due_date", "order")
 
 
 @transaction.atomic
