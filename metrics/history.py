@@ -201,7 +201,58 @@ def movement(history: AccountHistory, offset: int) -> Movement:
 
 
 def movements(history: MrrHistory, month: int) -> Iterator[tuple[AccountHistory, Movement]]:
-    """Every account's movement in `month` (a month index)."""
+    """The movement in `month` (a month index) of every account with MRR at its start or end."""
     offset = month - history.first
     for account in history.accounts.values():
-        yield account, movement(account, offset)
+        if account.at(offset - 1) or account.at(offset):
+            yield account, movement(account, offset)
+
+
+# --- trailing retention ---------------------------------------------------------------------------
+
+
+@dataclass
+class TrailingRetention:
+    """Trailing-12-month retention of one segment at one month (SPEC 4), over its accounts with MRR at
+    the end of the month twelve months before. Money in CSM_CURRENCY, month-end MRR."""
+
+    base_mrr: Decimal = ZERO  # their MRR twelve months before
+    mrr: Decimal = ZERO  # their MRR now
+    kept_mrr: Decimal = ZERO  # their MRR now, each at most at its MRR then
+    accounts: int = 0
+
+    @property
+    def nrr(self) -> Decimal | None:
+        return ratio(self.mrr, self.base_mrr)
+
+    @property
+    def grr(self) -> Decimal | None:
+        return ratio(self.kept_mrr, self.base_mrr)
+
+
+def trailing_retention_by_segment(history: MrrHistory, month: int) -> dict[tuple[str, str], TrailingRetention]:
+    """Trailing-12-month retention at `month` (a month index) per (segment kind, segment).
+
+    Only segments with a base (an account paying twelve months before) are present, plus
+    ('all', '') always, whose figures are None without one.
+    """
+    now = month - history.first
+    everyone = (SegmentKind.ALL, "")
+    # Running sums as lists (base, now, kept, accounts): this runs for every month of the bridge.
+    sums: dict[tuple[str, str], list] = {everyone: [ZERO, ZERO, ZERO, 0]}
+    if 12 <= now <= history.last - history.first:
+        for account in history.accounts.values():
+            before = account.mrr[now - 12]
+            if before <= 0:
+                continue
+            after = account.at(now)
+            kept = min(before, after)
+            for key in (everyone, *account.segments.items()):
+                total = sums.get(key)
+                if total is None:
+                    total = sums[key] = [ZERO, ZERO, ZERO, 0]
+                total[0] += before
+                total[1] += after
+                total[2] += kept
+                total[3] += 1
+    return {key: TrailingRetention(*total) for key, total in sums.items()}

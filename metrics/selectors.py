@@ -34,6 +34,7 @@ from metrics.history import (
     movement,
     movements,
     ratio,
+    trailing_retention_by_segment,
 )
 from metrics.models import RevenueMonth
 from metrics.services.revenue import FIGURES
@@ -67,6 +68,9 @@ FIGURE_AMOUNT: dict[str, Callable[[Movement], Decimal]] = {
 class Retention(TypedDict):
     nrr: Decimal | None
     grr: Decimal | None
+
+
+class RetentionBase(Retention):
     base_mrr: Decimal
     accounts: int
 
@@ -194,29 +198,39 @@ def _ltv(mrr: Decimal | None, churn_rate: Decimal | None) -> Decimal | None:
 # --- retention ------------------------------------------------------------------------------------
 
 
-def trailing_retention(*, month: datetime.date, history: MrrHistory | None = None) -> Retention:
-    """Trailing-12-month NRR and GRR at `month` over the accounts with MRR at the end of month - 12.
+def trailing_retention(*, month: datetime.date, segment_kind: str = SegmentKind.ALL) -> dict[str, Retention]:
+    """Trailing-12-month NRR and GRR per segment at `month`, as stored with the revenue bridge (one query).
 
-    nrr = their MRR at the end of `month` / their MRR twelve months before; grr counts each account at
-    most at its earlier MRR. base_mrr is that earlier MRR (CSM_CURRENCY); accounts, how many they are.
+    Every stored segment of that month and kind, in order; nrr and grr are None for a segment without
+    accounts paying twelve months before. Empty for a month the bridge has not stored: recompute it, or
+    use `trailing_retention_computed`.
     """
+    _check_segment_kind(segment_kind)
+    rows = (
+        RevenueMonth.objects.filter(month=month.replace(day=1), segment_kind=segment_kind)
+        .order_by("segment")
+        .values_list("segment", "trailing_nrr", "trailing_grr")
+    )
+    return {segment: {"nrr": nrr, "grr": grr} for segment, nrr, grr in rows}
+
+
+def trailing_retention_computed(
+    *, month: datetime.date, segment_kind: str = SegmentKind.ALL, history: MrrHistory | None = None
+) -> dict[str, RetentionBase]:
+    """Trailing-12-month NRR and GRR per segment at `month`, computed from the subscription lines.
+
+    The figures `revenue_recompute` stores, with their base: base_mrr is the MRR (CSM_CURRENCY) twelve
+    months before of the accounts paying then, accounts how many they are. Only segments with such
+    accounts, in order; the 'all' kind always has its one segment ''. Two queries (the history).
+    """
+    _check_segment_kind(segment_kind)
     history = _history(history, month)
-    now = _offset(history, month)
-    base_mrr = current_mrr = kept_mrr = ZERO
-    accounts = 0
-    for account in history.accounts.values():
-        before = account.at(now - 12)
-        if before > 0:
-            after = account.at(now)
-            accounts += 1
-            base_mrr += before
-            current_mrr += after
-            kept_mrr += min(before, after)
+    index = _offset(history, month) + history.first
+    retention = trailing_retention_by_segment(history, index)
     return {
-        "nrr": ratio(current_mrr, base_mrr),
-        "grr": ratio(kept_mrr, base_mrr),
-        "base_mrr": base_mrr,
-        "accounts": accounts,
+        segment: {"nrr": kept.nrr, "grr": kept.grr, "base_mrr": kept.base_mrr, "accounts": kept.accounts}
+        for (kind, segment), kept in sorted(retention.items())
+        if kind == segment_kind
     }
 
 

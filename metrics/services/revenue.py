@@ -24,6 +24,7 @@ from metrics.history import (
     month_start,
     movements,
     ratio,
+    trailing_retention_by_segment,
 )
 from metrics.models import RevenueMonth
 
@@ -50,6 +51,7 @@ COUNTS = (
     "churned_accounts",
     "end_accounts",
 )
+TRAILING = ("trailing_nrr", "trailing_grr")
 MOVEMENT_FIGURE = {
     "new": ("new_mrr", "new_accounts"),
     "reactivation": ("reactivation_mrr", "reactivated_accounts"),
@@ -75,22 +77,23 @@ def with_rates(row: dict) -> dict:
 
 
 def bridge(history: MrrHistory, first: int, last: int) -> dict[tuple[int, str, str], dict]:
-    """Bridge figures per (month index, segment kind, segment) for months first..last."""
+    """Bridge figures, rates and trailing retention per (month index, segment kind, segment), months first..last.
+
+    A segment has a row in a month when one of its accounts had MRR at the start or end of it, or twelve
+    months before (see `trailing_retention_by_segment`).
+    """
     rows: dict[tuple[int, str, str], dict] = {}
-
-    def row_for(key):
-        if key not in rows:
-            rows[key] = dict.fromkeys(FIGURES, ZERO) | dict.fromkeys(COUNTS, 0)
-        return rows[key]
-
+    everyone = (SegmentKind.ALL, "")
+    # Each account's segments, built once rather than once per month: this loop is the hot path.
+    segments = {pk: (everyone, *account.segments.items()) for pk, account in history.accounts.items()}
+    blank = dict.fromkeys(FIGURES, ZERO) | dict.fromkeys(COUNTS, 0) | dict.fromkeys(TRAILING)
     for month in range(first, last + 1):
-        row_for((month, SegmentKind.ALL, ""))
+        month_rows = {everyone: blank.copy()}
         for account, move in movements(history, month):
-            if not (move.start or move.end):
-                continue
-            keys = [(month, SegmentKind.ALL, "")] + [(month, kind, label) for kind, label in account.segments.items()]
-            for key in keys:
-                row = row_for(key)
+            for key in segments[account.account_id]:
+                row = month_rows.get(key)
+                if row is None:
+                    row = month_rows[key] = blank.copy()
                 row["start_mrr"] += move.start
                 row["end_mrr"] += move.end
                 row["start_accounts"] += move.start > 0
@@ -102,7 +105,14 @@ def bridge(history: MrrHistory, first: int, last: int) -> dict[tuple[int, str, s
                 if move.kind == "expansion":
                     row["cross_sell_mrr"] += move.cross_sell
                     row["upsell_mrr"] += move.upsell
-    return {key: with_rates(row) for key, row in rows.items()}
+        # A segment whose accounts of a year ago have all gone still has a row: its retention is 0.
+        for key, retention in trailing_retention_by_segment(history, month).items():
+            row = month_rows.get(key)
+            if row is None:
+                row = month_rows[key] = blank.copy()
+            row["trailing_nrr"], row["trailing_grr"] = retention.nrr, retention.grr
+        rows.update(((month, kind, segment), with_rates(row)) for (kind, segment), row in month_rows.items())
+    return rows
 
 
 def default_month_range(history: MrrHistory) -> tuple[int, int]:
@@ -148,6 +158,7 @@ def revenue_recompute(*, first: datetime.date | None = None, last: datetime.date
             "net_revenue_churn_rate",
             "quick_ratio",
             "arpa",
+            *TRAILING,
             "updated_at",
         ],
     )

@@ -185,3 +185,56 @@ def test_bad_months_are_refused_with_a_domain_error(db):
         revenue_recompute(first=D(2025, 3, 1), last=D(2025, 2, 1))
     assert error.value.messages == ["The month range ends before it starts."]
     assert not RevenueMonth.objects.exists()
+
+
+# Trailing-12-month retention (SPEC 4) at 2026-01 over the accounts paying at the end of 2025-01, and
+# at 2026-02 over those paying at the end of 2025-02 (E joins, 300). Month-end MRR then -> now:
+# B 1000 -> 1200, C 2000 -> 1500, D 500 -> 0, F 800 -> 1000, H 700 -> 0, I 1000 -> 1150, J 250 -> 250,
+# E 300 -> 400. NRR = sum(now) / sum(then); GRR = sum(min(now, then)) / sum(then).
+TRAILING = {
+    # (month, kind, segment): (NRR, GRR)
+    ("2026-01", "all", ""): ("0.816", "0.728"),  # 5100 / 6250, 4550 / 6250
+    ("2026-01", "tier", "High touch"): ("1.010417", "0.895833"),  # B C F I: 4850 / 4800, 4300 / 4800
+    ("2026-01", "tier", "Low touch"): ("0.172414", "0.172414"),  # D H J: 250 / 1450 both
+    ("2026-01", "region", "EMEA"): ("0.753846", "0.630769"),  # B D F H J: 2450 / 3250, 2050 / 3250
+    ("2026-01", "region", "APAC"): ("0.883333", "0.833333"),  # C I: 2650 / 3000, 2500 / 3000
+    ("2026-02", "all", ""): ("0.839695", "0.740458"),  # + E: 5500 / 6550, 4850 / 6550
+    ("2026-02", "tier", "High touch"): ("1.010417", "0.895833"),  # the same accounts as in January
+    ("2026-02", "tier", "Low touch"): ("0.371429", "0.314286"),  # D H J E: 650 / 1750, 550 / 1750
+    ("2026-02", "region", "EMEA"): ("0.753846", "0.630769"),
+    ("2026-02", "region", "APAC"): ("0.924242", "0.848485"),  # C I E: 3050 / 3300, 2800 / 3300
+}
+
+
+def test_trailing_retention_is_stored_with_each_month_and_segment(portfolio):
+    revenue_recompute(first=D(2025, 1, 1), last=D(2026, 2, 1))
+    for (month, kind, segment), (nrr, grr) in TRAILING.items():
+        row = figures(month, kind, segment)
+        assert (row.trailing_nrr, row.trailing_grr) == (Decimal(nrr), Decimal(grr)), (month, kind, segment)
+    # Nobody paid in 2024: no base, so no trailing figure (not 0) in 2025.
+    early = RevenueMonth.objects.filter(month__lt=D(2026, 1, 1))
+    assert early.exists()
+    assert not early.filter(trailing_nrr__isnull=False).exists()
+    assert not early.filter(trailing_grr__isnull=False).exists()
+
+
+def test_a_segment_that_lost_everything_keeps_a_trailing_row(db):
+    owner = factories.UserFactory(username="robin")
+    retail = factories.AccountFactory(industry="Retail", owner=owner)
+    software = factories.AccountFactory(industry="Software", owner=owner)
+    factories.SubscriptionFactory(account=retail, mrr=Decimal(500), start_date=D(2025, 1, 1), end_date=D(2025, 6, 1))
+    factories.SubscriptionFactory(account=software, product="Platform", mrr=Decimal(300), start_date=D(2025, 1, 1))
+    factories.SubscriptionFactory(account=software, product="API", mrr=Decimal(200), start_date=D(2025, 8, 1))
+    # Only January 2026 is recomputed; its base, January 2025, still comes from the lines.
+    revenue_recompute(first=D(2026, 1, 1), last=D(2026, 1, 1))
+    # Retail had 500 in 2025-01 and nothing since June: a row of zeros whose trailing NRR and GRR are 0.
+    gone = figures("2026-01", "industry", "Retail")
+    assert (gone.start_mrr, gone.end_mrr, gone.end_accounts) == (0, 0, 0)
+    assert (gone.trailing_nrr, gone.trailing_grr) == (Decimal(0), Decimal(0))
+    # Software: 300 -> 500: NRR 500 / 300 = 1.666667, GRR capped at 300 / 300 = 1.
+    grown = figures("2026-01", "industry", "Software")
+    assert (grown.trailing_nrr, grown.trailing_grr) == (Decimal("1.666667"), Decimal(1))
+    # All: 800 -> 500: NRR 0.625; GRR (0 + 300) / 800 = 0.375. The one owner has both accounts.
+    for kind, segment in (("all", ""), ("owner", "robin")):
+        row = figures("2026-01", kind, segment)
+        assert (row.trailing_nrr, row.trailing_grr) == (Decimal("0.625"), Decimal("0.375"))

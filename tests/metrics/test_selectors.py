@@ -64,26 +64,63 @@ def stored(month: D, kind: str = "all", segment: str = "") -> RevenueMonth:
 # --- trailing retention ---------------------------------------------------------------------------
 
 
-def test_trailing_retention_at_2026_01_over_the_accounts_paying_in_2025_01(portfolio):
-    result = selectors.trailing_retention(month=D(2026, 1, 1))
+def test_trailing_retention_computed_at_2026_01_over_the_accounts_paying_in_2025_01(portfolio):
+    result = selectors.trailing_retention_computed(month=D(2026, 1, 1))
     # Paying at the end of 2025-01: B 1000, C 2000, D 500, F 800, H 700, I 1000, J 250 = 6250
     # (A pays only inside March, E starts in February, G in March).
     # At the end of 2026-01: B 1200, C 1500, D 0, F 1000, H 0, I 1150, J 250 = 5100 -> NRR 5100 / 6250 = 0.816
     # Capped at 2025-01: B 1000, C 1500, D 0, F 800, H 0, I 1000, J 250 = 4550 -> GRR 4550 / 6250 = 0.728
-    assert result == {"nrr": Decimal("0.816"), "grr": Decimal("0.728"), "base_mrr": Decimal(6250), "accounts": 7}
+    assert result == {"": {"nrr": Decimal("0.816"), "grr": Decimal("0.728"), "base_mrr": Decimal(6250), "accounts": 7}}
+    # High touch B C F I: 4800 -> 4850, capped 4300; Low touch D H J: 1450 -> 250.
+    assert selectors.trailing_retention_computed(month=D(2026, 1, 1), segment_kind="tier") == {
+        "High touch": {
+            "nrr": Decimal("1.010417"),
+            "grr": Decimal("0.895833"),
+            "base_mrr": Decimal(4800),
+            "accounts": 4,
+        },
+        "Low touch": {"nrr": Decimal("0.172414"), "grr": Decimal("0.172414"), "base_mrr": Decimal(1450), "accounts": 3},
+    }
+
+
+def test_trailing_retention_reads_the_stored_figures(bridge):
+    # The figures of test_revenue.TRAILING, from the stored rows.
+    assert selectors.trailing_retention(month=D(2026, 2, 1)) == {
+        "": {"nrr": Decimal("0.839695"), "grr": Decimal("0.740458")}
+    }
+    assert selectors.trailing_retention(month=D(2026, 2, 1), segment_kind="region") == {
+        "APAC": {"nrr": Decimal("0.924242"), "grr": Decimal("0.848485")},
+        "EMEA": {"nrr": Decimal("0.753846"), "grr": Decimal("0.630769")},
+    }
+    # A stored month without a base a year before; a month not stored.
+    assert selectors.trailing_retention(month=D(2025, 6, 1)) == {"": {"nrr": None, "grr": None}}
+    assert selectors.trailing_retention(month=D(2026, 3, 1)) == {}
+    # What is read is what is stored: a stale row is read as it is, not recomputed.
+    RevenueMonth.objects.filter(month=D(2026, 2, 1), segment_kind="all").update(trailing_nrr=Decimal("0.5"))
+    assert selectors.trailing_retention(month=D(2026, 2, 1))[""]["nrr"] == Decimal("0.5")
+
+
+def test_stored_and_computed_trailing_retention_agree_for_every_segment(bridge):
+    history = load_history(until=D(2026, 2, 1))
+    for month in (D(2025, 12, 1), D(2026, 1, 1), D(2026, 2, 1)):
+        for kind in ("all", "tier", "industry", "region", "owner"):
+            stored_figures = selectors.trailing_retention(month=month, segment_kind=kind)
+            computed = selectors.trailing_retention_computed(month=month, segment_kind=kind, history=history)
+            with_base = {segment: value for segment, value in stored_figures.items() if value["nrr"] is not None}
+            if kind == "all":
+                with_base.setdefault("", {"nrr": None, "grr": None})
+            assert with_base == {s: {"nrr": v["nrr"], "grr": v["grr"]} for s, v in computed.items()}, (month, kind)
 
 
 def test_trailing_retention_is_empty_without_a_base_and_refuses_months_past_the_history(portfolio):
     history = load_history(until=D(2026, 2, 1))
     # Nobody paid in 2024-06.
-    assert selectors.trailing_retention(month=D(2025, 6, 1), history=history) == {
-        "nrr": None,
-        "grr": None,
-        "base_mrr": Decimal(0),
-        "accounts": 0,
+    assert selectors.trailing_retention_computed(month=D(2025, 6, 1), history=history) == {
+        "": {"nrr": None, "grr": None, "base_mrr": Decimal(0), "accounts": 0}
     }
+    assert selectors.trailing_retention_computed(month=D(2025, 6, 1), segment_kind="tier", history=history) == {}
     with pytest.raises(DomainError, match="history ends in 2026-02"):
-        selectors.trailing_retention(month=D(2026, 3, 1), history=history)
+        selectors.trailing_retention_computed(month=D(2026, 3, 1), history=history)
 
 
 # --- lifetime value -------------------------------------------------------------------------------
@@ -379,7 +416,7 @@ def test_bad_input_is_refused_with_a_domain_error_a_user_can_act_on(portfolio):
     history = load_history(until=D(2026, 2, 1))
     cases = [
         (
-            lambda: selectors.trailing_retention(month=D(2026, 3, 1), history=history),
+            lambda: selectors.trailing_retention_computed(month=D(2026, 3, 1), history=history),
             "The revenue history ends in 2026-02; choose 2026-02 or an earlier month.",
         ),
         (
@@ -436,11 +473,9 @@ def test_revenue_modules_import_only_public_names(module):
 
 def test_an_empty_database_gives_empty_figures_without_errors(db):
     month = D(2026, 1, 1)
-    assert selectors.trailing_retention(month=month) == {
-        "nrr": None,
-        "grr": None,
-        "base_mrr": Decimal(0),
-        "accounts": 0,
+    assert selectors.trailing_retention(month=month) == {}
+    assert selectors.trailing_retention_computed(month=month) == {
+        "": {"nrr": None, "grr": None, "base_mrr": Decimal(0), "accounts": 0}
     }
     assert selectors.ltv_by_segment(month=month) == {}
     assert selectors.ltv_by_segment(month=month, segment_kind="tier") == {}
@@ -481,7 +516,7 @@ def count_queries(run) -> int:
 
 SELECTOR_QUERIES = {
     # load_history: lines, accounts' segments
-    "trailing_retention": (lambda: selectors.trailing_retention(month=D(2026, 1, 1)), 2),
+    "trailing_retention_computed": (lambda: selectors.trailing_retention_computed(month=D(2026, 1, 1)), 2),
     "cohort_retention": (lambda: selectors.cohort_retention(), 2),
     "upsell_timing": (lambda: selectors.upsell_timing(), 2),
     # load_history, then the churned accounts' reasons
@@ -489,6 +524,7 @@ SELECTOR_QUERIES = {
     # load_history, then the accounts' names
     "drilldown": (lambda: selectors.drilldown(month=D(2025, 12, 1), figure="churned_mrr"), 3),
     # the stored bridge rows
+    "trailing_retention": (lambda: selectors.trailing_retention(month=D(2026, 1, 1), segment_kind="tier"), 1),
     "ltv_by_segment": (lambda: selectors.ltv_by_segment(month=D(2026, 1, 1), segment_kind="tier"), 1),
     "expansion_by_segment": (
         lambda: selectors.expansion_by_segment(first=D(2025, 1, 1), last=D(2026, 2, 1), segment_kind="tier"),
