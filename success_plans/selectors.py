@@ -104,7 +104,7 @@ def plan_list(*, account: Account | None = None, include_closed: bool = True) ->
 
 
 def plan_get(*, pk: int) -> SuccessPlan:
-    """A live plan with its goals, their targets and initiatives (with owners) loaded: five queries."""
+    """A live plan with its goals, their targets and initiatives (with owners) loaded: four queries."""
     goals = Goal.objects.prefetch_related(
         Prefetch("targets", Target.objects.all()),
         Prefetch("initiatives", Initiative.objects.select_related("owner")),
