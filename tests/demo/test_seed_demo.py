@@ -14,9 +14,10 @@ from django.db.models import Count, Exists, F, Max, Min, OuterRef, Sum
 from django.utils import timezone
 
 from accounts.models import Account, Contact, Subscription, Tier, TierAssignment, Touch
-from accounts.selectors import account_mrr_on_map
 from demo.generator import CHURN_REASONS, CSM_PASSWORD, USAGE_DAYS, demo_flush
 from metrics.models import AlertRule, HealthModel, RevenueMonth, UsageRecord
+from metrics.selectors import drilldown
+from metrics.services.revenue import revenue_recompute
 from success_plans.models import Goal, Initiative, SuccessPlan, Target
 
 pytestmark = pytest.mark.django_db
@@ -129,37 +130,63 @@ def snapshot() -> dict[str, list]:
 
 
 def month_ends(first: datetime.date, last: datetime.date) -> list[datetime.date]:
-    """Last days of the months from `first`'s month up to the month before `last`, then `last` itself."""
+    """Last days of the months from `first`'s month to `last`'s month."""
     ends, day = [], first.replace(day=1)
-    while True:
+    while day <= last:
         following = (day + datetime.timedelta(days=32)).replace(day=1)
-        end = following - datetime.timedelta(days=1)
-        if end >= last:
-            return [*ends, last]
-        ends.append(end)
+        ends.append(following - datetime.timedelta(days=1))
         day = following
+    return ends
+
+
+Line = tuple[Decimal, datetime.date, datetime.date | None]  # mrr, start, exclusive end
+
+
+def revenue_lines() -> dict[int, list[Line]]:
+    """Every account's live revenue lines, read as plain rows."""
+    lines: dict[int, list[Line]] = {pk: [] for pk in Account.objects.values_list("pk", flat=True)}
+    for account_id, mrr, start, end in Subscription.objects.filter(deleted_at__isnull=True).values_list(
+        "account", "mrr", "start_date", "end_date"
+    ):
+        lines[account_id].append((mrr, start, end))
+    return lines
+
+
+def mrr_on(lines: list[Line], day: datetime.date) -> Decimal:
+    """SPEC 3, worked out in plain Python: the sum of mrr over the lines with start <= day < end."""
+    return sum((mrr for mrr, start, end in lines if start <= day and (end is None or day < end)), Decimal("0.00"))
+
+
+def month_end_mrr(lines: dict[int, list[Line]], last: datetime.date) -> tuple[list[datetime.date], dict]:
+    """Month ends from the month before the first line up to `last`'s month, and each account's MRR on them."""
+    first_start = min(start for account_lines in lines.values() for _mrr, start, _end in account_lines)
+    ends = month_ends(first_start - datetime.timedelta(days=31), last)
+    return ends, {pk: [mrr_on(account_lines, end) for end in ends] for pk, account_lines in lines.items()}
+
+
+def movement(series: list[Decimal], k: int) -> tuple[str, Decimal] | None:
+    """What an account did between month ends k - 1 and k (SPEC 4), and the amount; None when nothing."""
+    start, end = series[k - 1], series[k]
+    if start > 0 and end == 0:
+        return "churned", start
+    if 0 < end < start:
+        return "contraction", start - end
+    if end > start > 0:
+        return "expansion", end - start
+    if start == 0 and end > 0:
+        return ("reactivation" if any(value > 0 for value in series[: k - 1]) else "new"), end
+    return None
 
 
 def revenue_movements() -> Counter:
     """Month-over-month MRR movements of every account (section 4 of the spec), from the revenue lines."""
-    ids = list(Account.objects.values_list("pk", flat=True))
-    first_start = Subscription.objects.order_by("start_date").values_list("start_date", flat=True).first()
-    ends = month_ends(first_start - datetime.timedelta(days=31), TODAY)
-    mrr = [account_mrr_on_map(on=end, account_ids=ids) for end in ends]
+    ends, mrr = month_end_mrr(revenue_lines(), TODAY)
     movements: Counter = Counter()
-    for account_id in ids:
-        had_mrr = False
-        for before, after in zip(mrr, mrr[1:], strict=False):
-            start, end = before[account_id], after[account_id]
-            if start > 0 and end == 0:
-                movements["churn"] += 1
-            elif 0 < end < start:
-                movements["contraction"] += 1
-            elif end > start > 0:
-                movements["expansion"] += 1
-            elif start == 0 and end > 0:
-                movements["reactivation" if had_mrr else "new"] += 1
-            had_mrr = had_mrr or start > 0
+    for series in mrr.values():
+        for k in range(1, len(ends)):
+            found = movement(series, k)
+            if found is not None:
+                movements[found[0]] += 1
     return movements
 
 
@@ -225,14 +252,17 @@ class TestSeededData:
         assert f"{csms.order_by('pk').first().username} / {CSM_PASSWORD}" in seeded
 
     def test_denormalised_fields_match_the_raw_data(self, seeded):
-        accounts = list(Account.objects.all())
-        mrr_today = account_mrr_on_map(on=TODAY, account_ids=[account.pk for account in accounts])
-        latest_touch = dict(
-            Touch.objects.values("account").annotate(latest=Max("occurred_at")).values_list("account", "latest")
-        )
+        lines = revenue_lines()
+        latest_touch: dict[int, datetime.datetime] = {}
+        for account_id, occurred_at in Touch.objects.filter(deleted_at__isnull=True).values_list(
+            "account", "occurred_at"
+        ):
+            latest_touch[account_id] = max(occurred_at, latest_touch.get(account_id, occurred_at))
 
+        accounts = list(Account.objects.all())
+        assert any(account.mrr > 0 for account in accounts) and any(account.mrr == 0 for account in accounts)
         for account in accounts:
-            assert account.mrr == mrr_today[account.pk], account.external_id
+            assert account.mrr == mrr_on(lines[account.pk], TODAY), account.external_id
             assert account.last_touch_at == latest_touch.get(account.pk), account.external_id
 
     def test_each_account_has_one_open_tier_assignment_following_the_tier_rule(self, seeded):
@@ -276,7 +306,7 @@ class TestSeededData:
     def test_the_history_has_every_kind_of_revenue_movement(self, seeded):
         movements = revenue_movements()
 
-        for kind in ("new", "expansion", "contraction", "churn", "reactivation"):
+        for kind in ("new", "expansion", "contraction", "churned", "reactivation"):
             assert movements[kind] > 0, kind
         # A price change ends one line and starts its successor the same day.
         successors = Subscription.objects.filter(
@@ -357,6 +387,94 @@ class TestSeededData:
         assert not Target.objects.filter(target_value=F("baseline")).exists()
         for goal in Goal.objects.filter(status=Goal.Status.ACHIEVED):
             assert goal.achieved_at is not None and goal.achieved_at < TODAY
+
+
+# --- the revenue bridge over the demo data -----------------------------------------------------
+
+MOVEMENT_FIGURES = {
+    "new": ("new_mrr", "new_accounts"),
+    "reactivation": ("reactivation_mrr", "reactivated_accounts"),
+    "expansion": ("expansion_mrr", "expanding_accounts"),
+    "contraction": ("contraction_mrr", "contracting_accounts"),
+    "churned": ("churned_mrr", "churned_accounts"),
+}
+
+
+def expected_bridge(lines: dict[int, list[Line]], segment_of: dict[int, str]) -> tuple[dict, dict]:
+    """Bridge figures and drill-downs per (month, segment kind, segment), from the revenue lines alone.
+
+    Figures: {name: total}; drill-downs: {figure: {account id: amount}}. Segments: all, and tier.
+    """
+    ends, mrr = month_end_mrr(lines, TODAY)
+    figures: dict = defaultdict(Counter)
+    drilldowns: dict = defaultdict(lambda: defaultdict(dict))
+    for account_id, series in mrr.items():
+        for k in range(1, len(ends)):
+            month = ends[k].replace(day=1)
+            start, end = series[k - 1], series[k]
+            found = movement(series, k)
+            for key in ((month, "all", ""), (month, "tier", segment_of[account_id])):
+                totals, accounts = figures[key], drilldowns[key]
+                if start > 0:
+                    totals["start_mrr"] += start
+                    totals["start_accounts"] += 1
+                    accounts["start_mrr"][account_id] = start
+                if end > 0:
+                    totals["end_mrr"] += end
+                    totals["end_accounts"] += 1
+                    accounts["end_mrr"][account_id] = end
+                if found is not None:
+                    money, count = MOVEMENT_FIGURES[found[0]]
+                    totals[money] += found[1]
+                    totals[count] += 1
+                    accounts[money][account_id] = found[1]
+    return figures, drilldowns
+
+
+def test_the_demo_data_bridge_balances():
+    """The stored bridge and its drill-downs match month-end MRR worked out from the subscription rows."""
+    seed(accounts=40, seed=7)
+    revenue_recompute(last=TODAY)
+    lines = revenue_lines()
+    tiers = dict(Account.objects.values_list("pk", "tier__name"))
+    figures, drilldowns = expected_bridge(lines, tiers)
+    stored = {
+        (row.month, row.segment_kind, row.segment): row
+        for row in RevenueMonth.objects.filter(segment_kind__in=["all", "tier"])
+    }
+
+    months = sorted({month for month, _kind, _segment in stored})
+    assert len(months) >= 24 and months[-1] == TODAY.replace(day=1)
+    names = [name for pair in MOVEMENT_FIGURES.values() for name in pair]
+    names += ["start_mrr", "end_mrr", "start_accounts", "end_accounts"]
+    for key, row in stored.items():
+        for name in names:
+            assert getattr(row, name) == figures[key][name], (key, name)
+        assert row.upsell_mrr + row.cross_sell_mrr == row.expansion_mrr, key
+        assert (
+            row.start_mrr
+            + row.new_mrr
+            + row.reactivation_mrr
+            + row.expansion_mrr
+            - row.contraction_mrr
+            - (row.churned_mrr)
+            == row.end_mrr
+        ), key
+    assert {key for key, totals in figures.items() if key[0] in months and any(totals.values())} <= set(stored)
+    # Every kind of movement shows up in the bridge, so the checks above are not vacuous.
+    totals = Counter()
+    for key, row in stored.items():
+        if key[1] == "all":
+            totals.update({name: getattr(row, name) for name in names})
+    assert all(totals[money] > 0 for money, _count in MOVEMENT_FIGURES.values()), totals
+
+    # The drill-downs list the accounts behind each figure, with their amounts.
+    for (month, kind, segment), expected in drilldowns.items():
+        if month not in months or (kind == "tier" and month != months[-1]):
+            continue
+        for figure in (*(money for money, _count in MOVEMENT_FIGURES.values()), "start_mrr", "end_mrr"):
+            found = drilldown(month=month, figure=figure, segment_kind=kind, segment=segment)
+            assert {row["account_id"]: row["amount"] for row in found} == expected[figure], (month, segment, figure)
 
 
 # --- a database that already has data -----------------------------------------------------------
