@@ -36,6 +36,7 @@ from .services import (
     contact_save,
     partner_key_create,
     partner_key_revoke,
+    queue_recompute,
     subscription_save,
     tier_rules_apply,
     touch_save,
@@ -491,11 +492,9 @@ class AccountAdmin(SoftDeleteAdminMixin, AllOrNothingImportMixin, CsmModelAdmin)
 
     @admin.action(description=_("Recompute health, tier and alerts now"), permissions=["change"])
     def recompute_health(self, request, queryset) -> None:
-        from metrics.tasks import recompute_accounts  # metrics builds on this app
-
         ids = list(queryset.values_list("pk", flat=True))
-        # Eagerly (no broker) this runs here; with a worker it is queued.
-        recompute_accounts.delay(ids)
+        # Without a broker this runs here, as the request ends; with a worker it is queued.
+        queue_recompute(ids)
         self.message_user(
             request,
             ngettext("Recompute started for %(count)d account.", "Recompute started for %(count)d accounts.", len(ids))

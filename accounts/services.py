@@ -6,7 +6,10 @@
 
 import datetime
 import secrets
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
@@ -60,13 +63,56 @@ def account_last_touch_refresh(*, account_ids: Iterable[int]) -> None:
     )
 
 
-def queue_recompute(account_ids: Iterable[int | None]) -> None:
-    """After the transaction commits, bring these accounts' MRR, tier, health and alerts up to date."""
-    from metrics.tasks import recompute_accounts  # the tasks build on these services
+@dataclass
+class _PendingRecompute:
+    account_ids: set[int] = field(default_factory=set)
+    revenue: bool = False
 
-    ids = sorted({pk for pk in account_ids if pk is not None})
+
+_pending_recompute: ContextVar[_PendingRecompute | None] = ContextVar("pending_recompute", default=None)
+
+
+def queue_recompute(account_ids: Iterable[int | None], *, revenue: bool = False) -> None:
+    """After the transaction commits, bring these accounts' MRR, tier, health and alerts up to date.
+
+    `revenue=True` also recomputes every month of the revenue bridge: for changes that rewrite an
+    account's whole history (deleting or restoring it). Inside `recompute_batch()` the ids are collected
+    and queued once when the block ends.
+    """
+    ids = {pk for pk in account_ids if pk is not None}
+    pending = _pending_recompute.get()
+    if pending is not None:
+        pending.account_ids |= ids
+        pending.revenue |= revenue
+        return
+    # The one import of a higher app: the tasks build on these services, so they are imported when a
+    # change queues them, never when this module loads.
+    from metrics.tasks import recompute_accounts, recompute_revenue
+
     if ids:
-        recompute_accounts.delay_on_commit(ids)
+        recompute_accounts.delay_on_commit(sorted(ids))
+    if revenue:
+        recompute_revenue.delay_on_commit()
+
+
+@contextmanager
+def recompute_batch() -> Iterator[None]:
+    """Queue one recompute for everything queued inside the block, when it ends without an error.
+
+    For requests and imports that call several services for the same accounts (an account saved with
+    its contacts and revenue lines): each service queues its accounts, the block queues them once. An
+    inner block joins the outer one.
+    """
+    if _pending_recompute.get() is not None:
+        yield
+        return
+    pending = _PendingRecompute()
+    token = _pending_recompute.set(pending)
+    try:
+        yield
+    finally:
+        _pending_recompute.reset(token)
+    queue_recompute(pending.account_ids, revenue=pending.revenue)
 
 
 def _previous_account_id(model, pk: int | None) -> int | None:
@@ -246,15 +292,16 @@ def subscription_change_price(
             % {"end": subscription.end_date.isoformat()}
         )
     old_end = subscription.end_date
-    subscription_end(subscription=subscription, end_date=on)
-    return subscription_add(
-        account=subscription.account,
-        product=subscription.product,
-        mrr=mrr,
-        quantity=subscription.quantity if quantity is None else quantity,
-        start_date=on,
-        end_date=old_end,
-    )
+    with recompute_batch():
+        subscription_end(subscription=subscription, end_date=on)
+        return subscription_add(
+            account=subscription.account,
+            product=subscription.product,
+            mrr=mrr,
+            quantity=subscription.quantity if quantity is None else quantity,
+            start_date=on,
+            end_date=old_end,
+        )
 
 
 # --- touches ------------------------------------------------------------------------------------

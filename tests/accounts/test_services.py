@@ -1,11 +1,14 @@
 """Services keep the denormalised fields and the tier history right."""
 
+import ast
 import datetime
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 from django.utils import timezone
 
+import accounts
 from accounts.models import Account, PartnerKey, Subscription, TierAssignment, Touch
 from accounts.services import (
     account_create,
@@ -14,6 +17,8 @@ from accounts.services import (
     contact_save,
     partner_key_create,
     partner_key_revoke,
+    queue_recompute,
+    recompute_batch,
     soft_delete,
     subscription_add,
     subscription_change_price,
@@ -24,6 +29,7 @@ from accounts.services import (
 )
 from csm.exceptions import DomainError
 from tests import factories
+from tests.accounts.conftest import recomputed, revenue_recomputes
 from tests.factories import default_tier
 
 pytestmark = pytest.mark.django_db
@@ -229,3 +235,60 @@ def test_partner_keys_are_stored_hashed_and_revocable():
     assert stored.is_usable
     partner_key_revoke(key=stored)
     assert not PartnerKey.objects.get(pk=key.pk).is_usable
+
+
+class TestQueueRecompute:
+    def test_a_price_change_queues_one_recompute(self, task_runs, django_capture_on_commit_callbacks):
+        account = factories.AccountFactory()
+        line = factories.SubscriptionFactory(account=account, start_date=D(2025, 1, 1))
+
+        with django_capture_on_commit_callbacks(execute=True):
+            subscription_change_price(subscription=line, mrr=Decimal("1500.00"), on=D(2025, 6, 1))
+
+        assert recomputed(task_runs) == [[account.pk]]
+
+    def test_a_batch_queues_what_its_block_queued_once_after_commit(
+        self, task_runs, django_capture_on_commit_callbacks
+    ):
+        first, second = (line.account for line in factories.SubscriptionFactory.create_batch(2))
+        with django_capture_on_commit_callbacks(execute=True) as callbacks:
+            with recompute_batch():
+                queue_recompute([second.pk, first.pk])
+                queue_recompute([first.pk, None])
+                with recompute_batch():  # an inner batch joins the outer one
+                    queue_recompute([second.pk], revenue=True)
+                assert not callbacks and not task_runs
+        assert recomputed(task_runs) == [sorted([first.pk, second.pk])]
+        assert revenue_recomputes(task_runs) == 1
+
+    def test_a_failed_batch_queues_nothing(self, task_runs, django_capture_on_commit_callbacks):
+        account = factories.AccountFactory()
+        with django_capture_on_commit_callbacks(execute=True), pytest.raises(DomainError):
+            with recompute_batch():
+                queue_recompute([account.pk])
+                raise DomainError("refused")
+        assert task_runs == []
+        with django_capture_on_commit_callbacks(execute=True):
+            queue_recompute([account.pk])  # and the next change queues as usual
+        assert recomputed(task_runs) == [[account.pk]]
+
+
+def test_accounts_reaches_higher_apps_only_through_queue_recompute():
+    """csm <- accounts <- success_plans <- metrics <- demo: the one way back is queue_recompute's import."""
+    root = Path(accounts.__file__).parent
+    higher = ("metrics", "success_plans", "demo")
+    found = []
+    for path in sorted(root.rglob("*.py")):
+        tree = ast.parse(path.read_text())
+        functions = [node for node in ast.walk(tree) if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)]
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import):
+                modules = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.level == 0:
+                modules = [node.module or ""]
+            else:
+                continue
+            if any(module.split(".")[0] in higher for module in modules):
+                inside = [f.name for f in functions if f.lineno <= node.lineno <= (f.end_lineno or f.lineno)]
+                found.append((path.relative_to(root).as_posix(), inside, modules))
+    assert found == [("services.py", ["queue_recompute"], ["metrics.tasks"])]

@@ -713,7 +713,7 @@ def test_paginator_estimates_big_unfiltered_tables_on_postgresql():
 # --- issue actions: recompute, tier rules, health model versions ---------------------------------
 
 
-def test_recompute_and_tier_rule_actions(admin_client):
+def test_recompute_and_tier_rule_actions(admin_client, django_capture_on_commit_callbacks):
     from metrics.models import HealthSnapshot
 
     account = factories.AccountFactory(tier=factories.default_tier("tech-touch"))
@@ -724,7 +724,8 @@ def test_recompute_and_tier_rule_actions(admin_client):
     assert "1 account changed tier." in messages_of(response)
     account.refresh_from_db()
     assert account.tier.slug == "high-touch"
-    response = admin_client.post(url, {"action": "recompute_health", "_selected_action": [account.pk]}, follow=True)
+    with django_capture_on_commit_callbacks(execute=True):
+        response = admin_client.post(url, {"action": "recompute_health", "_selected_action": [account.pk]}, follow=True)
     assert "Recompute started for 1 account." in messages_of(response)
     assert HealthSnapshot.objects.filter(account=account).exists()
 
