@@ -15,7 +15,7 @@ from decimal import Decimal
 from typing import TypedDict
 
 from django.conf import settings
-from django.db.models import Max, OuterRef, Subquery, Sum
+from django.db.models import Max, OuterRef, Subquery
 from django.utils.translation import gettext as _
 
 from accounts.models import Account, Subscription
@@ -167,6 +167,11 @@ def _offset(history: MrrHistory, month: datetime.date) -> int:
             % {"last": f"{month_start(history.last):%Y-%m}"}
         )
     return index - history.first
+
+
+def _segment_of(account: AccountHistory, segment_kind: str) -> str:
+    """The account's current segment of that kind; '' for the 'all' kind."""
+    return "" if segment_kind == SegmentKind.ALL else account.segments.get(segment_kind, "")
 
 
 def _check_segment_kind(segment_kind: str) -> None:
@@ -329,37 +334,38 @@ def account_ltv(*, account: Account, month: datetime.date | None = None) -> Acco
 
 
 def expansion_by_segment(
-    *, first: datetime.date, last: datetime.date, segment_kind: str
+    *, first: datetime.date, last: datetime.date, segment_kind: str, history: MrrHistory | None = None
 ) -> dict[str, SegmentExpansion]:
     """Upsell, cross-sell and expansion MRR (CSM_CURRENCY) per segment over the months first..last.
 
-    expanding counts account-months (an account expanding in two months counts twice);
-    average_expansion = expansion / expanding, None without any. One query, on the stored bridge.
+    expanding counts the distinct accounts that expanded in those months (an account expanding in two
+    months counts once); average_expansion = expansion / expanding, None without any. Every segment with
+    MRR in the range is listed, in order. Two queries (the history).
     """
     _check_segment_kind(segment_kind)
     check_month_range(first, last)
-    rows = (
-        RevenueMonth.objects.filter(
-            segment_kind=segment_kind, month__gte=first.replace(day=1), month__lte=last.replace(day=1)
-        )
-        .values("segment")
-        .annotate(
-            upsell=Sum("upsell_mrr"),
-            cross_sell=Sum("cross_sell_mrr"),
-            expansion=Sum("expansion_mrr"),
-            expanding=Sum("expanding_accounts"),
-        )
-        .order_by("segment")
-    )
+    history = _history(history, last)
+    _offset(history, last)
+    money: dict[str, list[Decimal]] = {}  # segment: [upsell, cross-sell, expansion]
+    expanding: dict[str, set[int]] = defaultdict(set)
+    for month in range(max(month_index(first), history.first), month_index(last) + 1):
+        for account, move in movements(history, month):
+            segment = _segment_of(account, segment_kind)
+            totals = money.setdefault(segment, [ZERO, ZERO, ZERO])
+            if move.kind == "expansion":
+                totals[0] += move.upsell
+                totals[1] += move.cross_sell
+                totals[2] += move.amount
+                expanding[segment].add(account.account_id)
     return {
-        row["segment"]: {
-            "upsell": row["upsell"],
-            "cross_sell": row["cross_sell"],
-            "expansion": row["expansion"],
-            "expanding": row["expanding"],
-            "average_expansion": ratio(row["expansion"], row["expanding"], MONEY_PLACES),
+        segment: {
+            "upsell": upsell,
+            "cross_sell": cross_sell,
+            "expansion": expansion,
+            "expanding": len(expanding[segment]),
+            "average_expansion": ratio(expansion, len(expanding[segment]), MONEY_PLACES),
         }
-        for row in rows
+        for segment, (upsell, cross_sell, expansion) in sorted(money.items())
     }
 
 

@@ -211,7 +211,7 @@ def test_cohort_retention(portfolio):
 def test_expansion_by_segment_splits_upsell_and_cross_sell(bridge):
     tiers = selectors.expansion_by_segment(first=D(2025, 1, 1), last=D(2026, 2, 1), segment_kind="tier")
     # High touch: B +200 upsell (Apr), F +200 cross-sell (Jul), I +150 = 100 upsell + 50 cross-sell (Oct):
-    # upsell 300, cross-sell 250, expansion 550 over 3 account-months: 550 / 3 = 183.33
+    # upsell 300, cross-sell 250, expansion 550 over 3 accounts: 550 / 3 = 183.33
     assert tiers["High touch"] == {
         "upsell": Decimal(300),
         "cross_sell": Decimal(250),
@@ -238,6 +238,62 @@ def test_expansion_by_segment_splits_upsell_and_cross_sell(bridge):
     assert summer[""]["upsell"] == 0 and summer[""]["cross_sell"] == Decimal(200) and summer[""]["expanding"] == 1
     with pytest.raises(DomainError, match="ends before it starts"):
         selectors.expansion_by_segment(first=D(2025, 9, 1), last=D(2025, 7, 1), segment_kind="all")
+
+
+def test_average_expansion_is_per_expanding_account_not_per_account_month(db):
+    build_portfolio(
+        {
+            # X expands twice: +50 cross-sell in February (API), +50 upsell in April (a price change).
+            "X": (
+                "high-touch",
+                "EMEA",
+                [
+                    ("Platform", 100, D(2025, 1, 1), D(2025, 4, 1)),
+                    ("API", 50, D(2025, 2, 1), None),
+                    ("Platform", 150, D(2025, 4, 1), None),
+                ],
+            ),
+            # Y expands once, +300 upsell in March.
+            "Y": (
+                "high-touch",
+                "APAC",
+                [("Platform", 200, D(2025, 1, 1), D(2025, 3, 1)), ("Platform", 500, D(2025, 3, 1), None)],
+            ),
+            # Z never expands.
+            "Z": ("high-touch", "APAC", [("Platform", 400, D(2025, 1, 1), None)]),
+        }
+    )
+    history = load_history(until=D(2025, 6, 1))
+    result = selectors.expansion_by_segment(
+        first=D(2025, 1, 1), last=D(2025, 6, 1), segment_kind="tier", history=history
+    )
+    # 50 + 50 + 300 = 400 over two accounts (X, Y): 200 each, not 400 / 3 account-months = 133.33.
+    assert result == {
+        "High touch": {
+            "upsell": Decimal(350),
+            "cross_sell": Decimal(50),
+            "expansion": Decimal(400),
+            "expanding": 2,
+            "average_expansion": Decimal(200),
+        }
+    }
+    # EMEA is X alone: 100 over one account.
+    regions = selectors.expansion_by_segment(
+        first=D(2025, 1, 1), last=D(2025, 6, 1), segment_kind="region", history=history
+    )
+    assert (regions["EMEA"]["expanding"], regions["EMEA"]["average_expansion"]) == (1, Decimal(100))
+    assert (regions["APAC"]["expanding"], regions["APAC"]["average_expansion"]) == (1, Decimal(300))
+    # Only X's April upsell falls in April-June.
+    spring = selectors.expansion_by_segment(
+        first=D(2025, 4, 1), last=D(2025, 6, 1), segment_kind="all", history=history
+    )
+    assert spring[""] == {
+        "upsell": Decimal(50),
+        "cross_sell": Decimal(0),
+        "expansion": Decimal(50),
+        "expanding": 1,
+        "average_expansion": Decimal(50),
+    }
 
 
 def test_upsell_timing(portfolio):
@@ -519,6 +575,10 @@ SELECTOR_QUERIES = {
     "trailing_retention_computed": (lambda: selectors.trailing_retention_computed(month=D(2026, 1, 1)), 2),
     "cohort_retention": (lambda: selectors.cohort_retention(), 2),
     "upsell_timing": (lambda: selectors.upsell_timing(), 2),
+    "expansion_by_segment": (
+        lambda: selectors.expansion_by_segment(first=D(2025, 1, 1), last=D(2026, 2, 1), segment_kind="tier"),
+        2,
+    ),
     # load_history, then the churned accounts' reasons
     "churn_analysis": (lambda: selectors.churn_analysis(first=D(2025, 1, 1), last=D(2026, 2, 1)), 3),
     # load_history, then the accounts' names
@@ -526,10 +586,6 @@ SELECTOR_QUERIES = {
     # the stored bridge rows
     "trailing_retention": (lambda: selectors.trailing_retention(month=D(2026, 1, 1), segment_kind="tier"), 1),
     "ltv_by_segment": (lambda: selectors.ltv_by_segment(month=D(2026, 1, 1), segment_kind="tier"), 1),
-    "expansion_by_segment": (
-        lambda: selectors.expansion_by_segment(first=D(2025, 1, 1), last=D(2026, 2, 1), segment_kind="tier"),
-        1,
-    ),
     # accounts with their first line, first plan and its first achieved goal as subqueries
     "time_to_value": (lambda: selectors.time_to_value(), 1),
     # paying accounts' MRR
