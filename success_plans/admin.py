@@ -9,6 +9,7 @@ their targets and initiatives nested.
 from typing import Any
 
 import nested_admin
+import nested_admin.formsets
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
@@ -40,14 +41,27 @@ from .models import (
 # --- playbooks ----------------------------------------------------------------------------------
 
 
+class PrefetchedNestedFormSet(nested_admin.formsets.NestedInlineFormSet):
+    """Rows read from the parent row's prefetched relation, not one query per parent row."""
+
+    def get_queryset(self):
+        accessor = self.fk.remote_field.get_accessor_name()
+        prefetched = getattr(self.instance, "_prefetched_objects_cache", {})
+        if self.instance.pk is not None and accessor in prefetched:
+            return prefetched[accessor]
+        return super().get_queryset()
+
+
 class TemplateTargetNestedInline(nested_admin.NestedTabularInline):
     model = TemplateTarget
+    formset = PrefetchedNestedFormSet
     fields = ("name", "unit", "baseline", "target_value", "due_in_days", "usage_metric", "order")
     extra = 0
 
 
 class TemplateInitiativeNestedInline(nested_admin.NestedTabularInline):
     model = TemplateInitiative
+    formset = PrefetchedNestedFormSet
     fields = ("title", "due_in_days", "order")
     extra = 0
 
