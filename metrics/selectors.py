@@ -18,7 +18,7 @@ from django.conf import settings
 from django.db.models import Max, OuterRef, Subquery
 from django.utils.translation import gettext as _
 
-from accounts.models import Account, Subscription
+from accounts.models import Account, ChurnEvent, Subscription
 from csm.exceptions import DomainError
 from metrics.history import (
     MONEY_PLACES,
@@ -29,6 +29,7 @@ from metrics.history import (
     MrrHistory,
     check_month_range,
     load_history,
+    month_end,
     month_index,
     month_start,
     movement,
@@ -400,40 +401,88 @@ def _tenure_band(months: int) -> str:
     return next(label for label, low, high in TENURE_BANDS if months >= low and (high is None or months <= high))
 
 
+def _days_from_month(day: datetime.date, month: int) -> int | None:
+    """How far `day` lies from `month` (a month index): 0 inside it, the days past it in the month after,
+    1 on the last day of the month before; None further away."""
+    index = month_index(day)
+    if index == month:
+        return 0
+    if index == month + 1:
+        return (day - month_end(month)).days
+    if day == month_end(month - 1):
+        return 1
+    return None
+
+
+def _churn_reasons(history: MrrHistory, account_ids: Iterable[int]) -> dict[tuple[int, int], str]:
+    """(account id, churn month index): the reason of the churn event that belongs to that churn (one query).
+
+    An event belongs to the account's churn nearest to it (see `_days_from_month`), and a churn takes the
+    nearest of its events; a churn without one is absent.
+    """
+    accounts = {pk: history.accounts[pk] for pk in account_ids}
+    if not accounts:
+        return {}
+    # Every churn of these accounts in the history, in the range or not: an event near the range's edge
+    # may belong to a churn just outside it.
+    churn_months = {
+        pk: [history.first + k for k in range(1, len(account.mrr)) if account.mrr[k - 1] > 0 and account.mrr[k] == 0]
+        for pk, account in accounts.items()
+    }
+    nearest: dict[tuple[int, int], tuple[int, datetime.date, str]] = {}
+    events = ChurnEvent.objects.filter(account_id__in=accounts).values_list("account_id", "churned_on", "reason")
+    for pk, churned_on, reason in events.order_by():
+        candidates = [
+            (distance, month)
+            for month in churn_months[pk]
+            if (distance := _days_from_month(churned_on, month)) is not None
+        ]
+        if not candidates:
+            continue
+        distance, month = min(candidates)
+        best = nearest.get((pk, month))
+        if best is None or (distance, churned_on) < best[:2]:
+            nearest[(pk, month)] = (distance, churned_on, reason)
+    return {key: reason for key, (_distance, _day, reason) in nearest.items()}
+
+
 def churn_analysis(*, first: datetime.date, last: datetime.date, history: MrrHistory | None = None) -> ChurnAnalysis:
     """Churned MRR (CSM_CURRENCY, the MRR lost) and logos over the months first..last.
 
     by_tenure: per band of months from the account's first MRR month to the churn month (every band,
-    in order); by_tier: per current tier name ('' without a tier), most MRR first; reasons: churn events
-    per the account's recorded churn reason, most frequent first. One query beyond the history.
+    in order); by_tier: per current tier name ('' without a tier), most MRR first; reasons: churns per
+    reason, most frequent first, then alphabetical.
+
+    Each churn has its own reason, from the account's ChurnEvent recorded for it: the one dated in the
+    churn month (the exclusive end of its last line, which falls in that month), else on the last day of
+    the month before (its last paid day), else in the month after (recorded late), the nearest first. The
+    account's current `churn_reason` is not used: a reactivated account that churned again has had two
+    reasons. A churn without an event counts as "Not recorded". One query beyond the history.
     """
     check_month_range(first, last)
     history = _history(history, last)
     _offset(history, last)
     low, high = max(month_index(first), history.first), month_index(last)
-    events = []  # (account id, tier, tenure in months, churned MRR)
+    churns = []  # (account id, month index, tier, tenure in months, churned MRR)
     for month in range(low, high + 1):
         for account, move in movements(history, month):
             if move.kind == "churn":
                 tenure = month - history.first - account.first_paid()
-                events.append((account.account_id, account.segments.get(SegmentKind.TIER, ""), tenure, move.amount))
-    reasons_by_account = {}
-    if events:
-        reasons_by_account = dict(
-            Account.objects.filter(pk__in={event[0] for event in events}).values_list("pk", "churn_reason").order_by()
-        )
+                tier = account.segments.get(SegmentKind.TIER, "")
+                churns.append((account.account_id, month, tier, tenure, move.amount))
+    recorded = _churn_reasons(history, {churn[0] for churn in churns})
     not_recorded = _("Not recorded")
-    by_tenure: dict[str, ChurnGroup] = {label: {"mrr": ZERO, "logos": 0} for label, _, _ in TENURE_BANDS}
+    by_tenure: dict[str, ChurnGroup] = {label: {"mrr": ZERO, "logos": 0} for label, _low, _high in TENURE_BANDS}
     by_tier: dict[str, ChurnGroup] = defaultdict(lambda: {"mrr": ZERO, "logos": 0})
     reasons: Counter[str] = Counter()
-    for account_id, tier, tenure, amount in events:
+    for account_id, month, tier, tenure, amount in churns:
         for group in (by_tenure[_tenure_band(tenure)], by_tier[tier]):
             group["mrr"] += amount
             group["logos"] += 1
-        reasons[reasons_by_account.get(account_id, "").strip() or not_recorded] += 1
+        reasons[recorded.get((account_id, month), "").strip() or not_recorded] += 1
     return {
-        "churned_mrr": sum((event[3] for event in events), ZERO),
-        "churned_accounts": len(events),
+        "churned_mrr": sum((churn[4] for churn in churns), ZERO),
+        "churned_accounts": len(churns),
         "by_tenure": by_tenure,
         "by_tier": dict(sorted(by_tier.items(), key=lambda item: (-item[1]["mrr"], item[0]))),
         "reasons": dict(sorted(reasons.items(), key=lambda item: (-item[1], item[0]))),
@@ -547,7 +596,7 @@ def drilldown(
             found.append((account.account_id, amount, move))
     if not found:
         return []
-    names = dict(Account.objects.filter(pk__in=[pk for pk, _, _ in found]).values_list("pk", "name").order_by())
+    names = dict(Account.objects.filter(pk__in=[pk for pk, *_rest in found]).values_list("pk", "name").order_by())
     rows: list[DrilldownRow] = [
         {"account_id": pk, "name": names.get(pk, ""), "amount": amount, "start": move.start, "end": move.end}
         for pk, amount, move in found

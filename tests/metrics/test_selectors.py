@@ -24,10 +24,13 @@ from tests.metrics.test_revenue import LINES
 D = datetime.date
 # Month-end MRR now (2026-02) of each account of LINES: A, D and H have churned.
 CURRENT_MRR = {"A": 0, "B": 1200, "C": 1500, "D": 0, "E": 400, "F": 1000, "G": 600, "H": 0, "I": 1150, "J": 250}
-CHURN_REASONS = {"D": "Budget cuts", "H": "Budget cuts", "E": ""}
+# Churn events recorded for the portfolio's churns, dated on the exclusive end of the last line (as the
+# account service records them): D in August, H in December. E's churn in May has no recorded reason.
+CHURN_EVENTS = {"D": [(D(2025, 8, 1), "Budget cuts")], "H": [(D(2025, 12, 31), "Budget cuts")]}
 
 
-def build_portfolio(lines: dict, prefix: str = "") -> dict[str, Account]:
+def build_portfolio(lines: dict, prefix: str = "", churns: dict | None = None, **fields) -> dict[str, Account]:
+    churns = CHURN_EVENTS if churns is None else churns
     accounts = {}
     for name, (tier, region, account_lines) in lines.items():
         account = factories.AccountFactory(
@@ -36,12 +39,14 @@ def build_portfolio(lines: dict, prefix: str = "") -> dict[str, Account]:
             tier=factories.default_tier(tier) if tier else None,
             region=region,
             mrr=Decimal(CURRENT_MRR.get(name, 0)),
-            churn_reason=CHURN_REASONS.get(name, ""),
+            **fields,
         )
         for product, mrr, start, end in account_lines:
             factories.SubscriptionFactory(
                 account=account, product=product, mrr=Decimal(mrr), start_date=start, end_date=end
             )
+        for churned_on, reason in churns.get(name, []):
+            factories.ChurnEventFactory(account=account, churned_on=churned_on, reason=reason)
         accounts[name] = account
     return accounts
 
@@ -333,9 +338,9 @@ def test_churn_analysis_long_tenures_and_accounts_without_tier(db):
             "K": ("", "EMEA", [("Platform", 900, D(2023, 1, 1), D(2025, 3, 1))]),  # Jan 2023 -> Mar 2025: 26
             "L": ("high-touch", "EMEA", [("Platform", 850, D(2024, 1, 1), D(2025, 3, 1))]),  # Jan 2024 -> Mar: 14
             "M": ("high-touch", "APAC", [("Platform", 100, D(2025, 1, 10), D(2025, 5, 1))]),  # Jan -> May: 4
-        }
+        },
+        churns={"K": [(D(2025, 3, 1), "Acquired")]},
     )
-    Account.objects.filter(name="K").update(churn_reason="Acquired")
     result = selectors.churn_analysis(first=D(2025, 1, 1), last=D(2025, 12, 1))
     assert {band: group["logos"] for band, group in result["by_tenure"].items()} == {
         "0–3": 0,
@@ -349,6 +354,49 @@ def test_churn_analysis_long_tenures_and_accounts_without_tier(db):
     assert result["by_tier"] == {"High touch": {"mrr": Decimal(950), "logos": 2}, "": {"mrr": Decimal(900), "logos": 1}}
     assert list(result["by_tier"]) == ["High touch", ""]
     assert result["reasons"] == {"Not recorded": 2, "Acquired": 1}
+
+
+def test_each_churn_keeps_the_reason_recorded_when_it_happened(db):
+    accounts = build_portfolio(
+        {
+            # R churns in May (its line ends on 1 May), comes back in August and churns again in November.
+            "R": (
+                "low-touch",
+                "EMEA",
+                [("Platform", 500, D(2025, 1, 1), D(2025, 5, 1)), ("Platform", 600, D(2025, 8, 1), D(2025, 11, 1))],
+            ),
+            # S churns in July (its line ends on 1 July); the churn was dated on its last paid day, 30 June.
+            "S": ("low-touch", "EMEA", [("Platform", 300, D(2025, 1, 1), D(2025, 7, 1))]),
+            # T churns in March (its line ends on 15 March); the churn was recorded late, on 10 April.
+            "T": ("low-touch", "EMEA", [("Platform", 200, D(2025, 1, 1), D(2025, 3, 15))]),
+            # U churns in February; its only event, in June, is too far from it to be its reason.
+            "U": ("low-touch", "EMEA", [("Platform", 100, D(2025, 1, 1), D(2025, 2, 10))]),
+        },
+        churns={
+            "R": [(D(2025, 5, 1), "Budget cuts"), (D(2025, 11, 1), "Switched to a competitor")],
+            "S": [(D(2025, 6, 30), "Too expensive")],
+            "T": [(D(2025, 4, 10), "Acquired")],
+            "U": [(D(2025, 6, 1), "Moved on")],
+        },
+    )
+    # The accounts' current reasons are not the reasons of their past churns.
+    Account.objects.filter(pk=accounts["R"].pk).update(churn_reason="Switched to a competitor")
+    Account.objects.filter(pk=accounts["U"].pk).update(churn_reason="Moved on")
+    year = selectors.churn_analysis(first=D(2025, 1, 1), last=D(2025, 12, 1))
+    assert year["churned_accounts"] == 5
+    assert year["reasons"] == {
+        "Acquired": 1,
+        "Budget cuts": 1,
+        "Not recorded": 1,
+        "Switched to a competitor": 1,
+        "Too expensive": 1,
+    }
+    assert list(year["reasons"]) == sorted(year["reasons"])  # equal counts: alphabetical
+    # Each of R's churns with its own reason, in its own month.
+    may = selectors.churn_analysis(first=D(2025, 5, 1), last=D(2025, 5, 1))
+    assert (may["churned_mrr"], may["reasons"]) == (Decimal(500), {"Budget cuts": 1})
+    november = selectors.churn_analysis(first=D(2025, 11, 1), last=D(2025, 11, 1))
+    assert (november["churned_mrr"], november["reasons"]) == (Decimal(600), {"Switched to a competitor": 1})
 
 
 # --- time to value --------------------------------------------------------------------------------
