@@ -493,10 +493,11 @@ def churn_analysis(*, first: datetime.date, last: datetime.date, history: MrrHis
 
 
 def time_to_value() -> TimeToValue:
-    """Days from each account's first MRR to the first achieved goal of its first success plan.
+    """Days from each account's first MRR to the first achieved goal of its first success plan (SPEC 4).
 
     First MRR: the earliest start of the account's live lines with MRR; first plan: its live plan that
-    starts first; the goal must be achieved with a date. median_days (None without any) overall and per
+    starts first; the goal must be achieved with a date (`achieved_at`), and counts as 0 days when that
+    is before the first MRR. median_days (None without any) overall and per
     current tier name ('' without a tier), with the sorted values. One query.
     """
     first_line = (
@@ -523,7 +524,8 @@ def time_to_value() -> TimeToValue:
     )
     by_tier: dict[str, list[int]] = defaultdict(list)
     for tier, first_mrr, first_value in rows:
-        by_tier[tier or ""].append((first_value - first_mrr).days)
+        # A goal reached before the first paid day (in a pilot, say) took no paid time at all.
+        by_tier[tier or ""].append(max(0, (first_value - first_mrr).days))
     everyone = [days for values in by_tier.values() for days in values]
     return {
         "median_days": _median(everyone),

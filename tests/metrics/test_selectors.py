@@ -439,6 +439,29 @@ def test_time_to_value(portfolio):
     }
 
 
+def test_time_to_value_is_zero_for_a_goal_achieved_before_the_first_paid_month(db):
+    achieved = Goal.Status.ACHIEVED
+    accounts = build_portfolio(
+        {
+            "P": ("low-touch", "EMEA", [("Platform", 300, D(2025, 3, 15), None)]),
+            "Q": ("low-touch", "EMEA", [("Platform", 300, D(2025, 3, 15), None)]),
+            "R": ("low-touch", "EMEA", [("Platform", 300, D(2025, 3, 15), None)]),
+        },
+        churns={},
+    )
+    # P's pilot reached its goal in February, before its first paid line (15 March): 0 days, not -23.
+    plan(accounts["P"], D(2025, 1, 1), [(achieved, D(2025, 2, 20))])
+    # Q's on 10 March, in the first paid month but before the line starts: 0 days, not -5.
+    plan(accounts["Q"], D(2025, 1, 1), [(achieved, D(2025, 3, 10))])
+    # R's on 4 April: 20 days.
+    plan(accounts["R"], D(2025, 3, 1), [(achieved, D(2025, 4, 4))])
+    assert selectors.time_to_value() == {
+        "median_days": Decimal(0),
+        "by_tier": {"Low touch": {"median_days": Decimal(0), "count": 3, "values": [0, 0, 20]}},
+        "accounts": 3,
+    }
+
+
 # --- concentration --------------------------------------------------------------------------------
 
 
