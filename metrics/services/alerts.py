@@ -1,7 +1,9 @@
 """The alert queue: rules evaluated for all accounts at once, one open alert per (rule, account).
 
-An alert opens when its rule's condition holds, is closed with a reason once the condition clears,
-and while snoozed stays quiet until its wake-up date (then reopens if the condition still holds).
+An alert opens when its rule's condition holds, is closed with a reason once the condition clears (or
+the account is deleted), and while snoozed stays quiet until its wake-up date (then reopens if the
+condition still holds). "Health turned red" is a transition: once an alert for it is closed, it is not
+raised again until the band has left red and returned.
 """
 
 import datetime
@@ -9,15 +11,15 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import Decimal
 
-from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.db.models import Exists, F, OuterRef, Q
+from django.db.models import Case, DateField, DateTimeField, Exists, F, OuterRef, Q, QuerySet, Subquery, When
 from django.utils import timezone
 from django.utils.formats import date_format
 from django.utils.translation import gettext as _
 
 from accounts.models import Account
-from metrics.models import Alert, AlertRule, HealthBand
+from csm.exceptions import DomainError
+from metrics.models import Alert, AlertRule, HealthBand, HealthSnapshot
 from metrics.services.health import TREND_DAYS, account_scope, usage_latest_expression, usage_sum_expression
 from success_plans.models import SuccessPlan
 
@@ -47,6 +49,8 @@ def _annotations(rules: list[AlertRule], on: datetime.date) -> dict:
     }
     recent_first = on - datetime.timedelta(days=TREND_DAYS - 1)
     prior_first = recent_first - datetime.timedelta(days=TREND_DAYS)
+    if any(rule.kind == Kind.HEALTH_RED for rule in rules):
+        annotations.update(_red_transition_annotations([r for r in rules if r.kind == Kind.HEALTH_RED], on))
     for rule in rules:
         if rule.kind == Kind.USAGE_DROP and rule.metric:
             annotations[f"recent_{rule.pk}"] = usage_sum_expression(rule.metric, recent_first, on)
@@ -57,6 +61,47 @@ def _annotations(rules: list[AlertRule], on: datetime.date) -> dict:
             annotations[f"used_{rule.pk}"] = usage_latest_expression(rule.metric, on)
             annotations[f"licensed_{rule.pk}"] = usage_latest_expression(rule.per_metric, on)
     return annotations
+
+
+def _red_transition_annotations(rules: list[AlertRule], on: datetime.date) -> dict:
+    """For red accounts: the last day on or before `on` the band was not red, and each rule's latest alert.
+
+    Only evaluated for red accounts (the CASE), so green ones cost nothing.
+    """
+
+    def when_red(expression, output_field):
+        return Case(When(health_band=HealthBand.RED, then=expression), default=None, output_field=output_field)
+
+    not_red = (
+        HealthSnapshot.objects.filter(account=OuterRef("pk"), date__lte=on)
+        .exclude(band=HealthBand.RED)
+        .order_by("-date")
+    )
+    annotations = {"not_red_on": when_red(Subquery(not_red.values("date")[:1]), DateField())}
+    for rule in rules:
+        latest = Alert.objects.filter(rule=rule, account=OuterRef("pk")).order_by("-created_at", "-pk")
+        annotations[f"red_alert_due_{rule.pk}"] = when_red(Subquery(latest.values("due")[:1]), DateField())
+        annotations[f"red_alert_created_{rule.pk}"] = when_red(
+            Subquery(latest.values("created_at")[:1]), DateTimeField()
+        )
+    return annotations
+
+
+def _red_again(rule: AlertRule, row: dict) -> bool:
+    """Whether a red account may get a new "health turned red" alert: never alerted, or the band has left
+    red since its latest alert was raised (that alert was handled, or closed for any reason, within the
+    same red spell otherwise).
+    """
+    created = row[f"red_alert_created_{rule.pk}"]
+    if created is None:
+        return True
+    # The day the alert was raised for: `due` is `due_in_days` after it (exact unless the rule's delay was
+    # changed since); never later than the day it was created, for evaluations of past dates.
+    raised_on = timezone.localdate(created)
+    due = row[f"red_alert_due_{rule.pk}"]
+    if due is not None:
+        raised_on = min(raised_on, due - datetime.timedelta(days=rule.due_in_days))
+    return row["not_red_on"] is not None and row["not_red_on"] >= raised_on
 
 
 def _reason(rule: AlertRule, row: dict, on: datetime.date) -> str | None:
@@ -153,18 +198,26 @@ def alerts_evaluate(*, on: datetime.date | None = None, account_ids: Iterable[in
         .order_by()
     )
     firing: dict[tuple[int, int], tuple[str, int | None]] = {}
+    handled: set[tuple[int, int]] = set()  # red spells whose alert was already raised and closed
     for row in rows:
         for rule in rules:
             reason = _reason(rule, row, on)
             if reason is not None:
                 firing[(rule.pk, row["pk"])] = (reason, row["owner_id"])
+                if rule.kind == Kind.HEALTH_RED and not _red_again(rule, row):
+                    handled.add((rule.pk, row["pk"]))
 
-    existing = Alert.objects.filter(~Q(status=Alert.Status.DONE), account__in=Account.objects.filter(scope)).only(
-        "pk", "rule_id", "account_id", "status", "snoozed_until", "reason"
+    existing = (
+        Alert.objects.filter(~Q(status=Alert.Status.DONE), account__in=Account.objects.filter(scope))
+        .annotate(account_deleted_at=F("account__deleted_at"))
+        .only("pk", "rule_id", "account_id", "status", "snoozed_until", "reason")
     )
-    to_close, to_reopen, reworded = [], [], []
+    to_close, to_close_deleted, to_reopen, reworded = [], [], [], []
     for alert in existing:
         key = (alert.rule_id, alert.account_id)
+        if alert.account_deleted_at is not None:
+            to_close_deleted.append(alert.pk)
+            continue
         if key not in firing:
             to_close.append(alert.pk)
             continue
@@ -176,6 +229,8 @@ def alerts_evaluate(*, on: datetime.date | None = None, account_ids: Iterable[in
             alert.updated_at = now
             reworded.append(alert)
 
+    for key in handled:  # an alert still open for that spell was kept above
+        firing.pop(key, None)
     rules_by_pk = {rule.pk: rule for rule in rules}
     Alert.objects.bulk_create(
         [
@@ -193,37 +248,73 @@ def alerts_evaluate(*, on: datetime.date | None = None, account_ids: Iterable[in
         ],
         batch_size=500,
     )
-    closing_reason = _("Condition cleared on %(date)s") % {"date": date_format(on)}
-    for first in range(0, len(to_close), ID_BATCH):
-        Alert.objects.filter(pk__in=to_close[first : first + ID_BATCH]).update(
-            status=Alert.Status.DONE, closed_at=now, closed_reason=closing_reason, snoozed_until=None, updated_at=now
-        )
+    for ids, closing_reason in (
+        (to_close, _("Condition cleared on %(date)s") % {"date": date_format(on)}),
+        (to_close_deleted, _("The account was deleted")),
+    ):
+        for first in range(0, len(ids), ID_BATCH):
+            Alert.objects.filter(pk__in=ids[first : first + ID_BATCH]).update(
+                status=Alert.Status.DONE,
+                closed_at=now,
+                closed_reason=closing_reason,
+                snoozed_until=None,
+                updated_at=now,
+            )
     for first in range(0, len(to_reopen), ID_BATCH):
         Alert.objects.filter(pk__in=to_reopen[first : first + ID_BATCH]).update(
             status=Alert.Status.OPEN, snoozed_until=None, updated_at=now
         )
     Alert.objects.bulk_update(reworded, ["reason", "updated_at"], batch_size=500)
-    return Evaluation(opened=len(firing), closed=len(to_close), reopened=len(to_reopen), reworded=len(reworded))
+    return Evaluation(
+        opened=len(firing),
+        closed=len(to_close) + len(to_close_deleted),
+        reopened=len(to_reopen),
+        reworded=len(reworded),
+    )
 
 
-def alert_snooze(*, alert: Alert, until: datetime.date) -> Alert:
-    """Quiet an alert until `until`; the nightly evaluation reopens it then if its condition still holds."""
-    if alert.status == Alert.Status.DONE:
-        raise ValidationError(_("A closed alert cannot be snoozed."))
+@transaction.atomic
+def alerts_snooze(*, alerts: QuerySet[Alert], until: datetime.date) -> int:
+    """Quiet the alerts not done yet until `until`, in one UPDATE; returns how many were snoozed.
+
+    The nightly evaluation reopens each on that day if its condition still holds.
+    """
     if until <= timezone.localdate():
-        raise ValidationError({"snoozed_until": _("Snooze until a day after today.")})
-    alert.status = Alert.Status.SNOOZED
-    alert.snoozed_until = until
-    alert.save(update_fields=["status", "snoozed_until", "updated_at"])
+        raise DomainError({"snoozed_until": _("Snooze until a day after today.")})
+    return alerts.exclude(status=Alert.Status.DONE).update(
+        status=Alert.Status.SNOOZED, snoozed_until=until, updated_at=timezone.now()
+    )
+
+
+@transaction.atomic
+def alerts_close(*, alerts: QuerySet[Alert], reason: str = "") -> int:
+    """A CSM marks alerts done, in one UPDATE (those already done keep their closing); returns how many."""
+    now = timezone.now()
+    return alerts.exclude(status=Alert.Status.DONE).update(
+        status=Alert.Status.DONE,
+        snoozed_until=None,
+        closed_at=now,
+        closed_reason=reason or _("Marked done"),
+        updated_at=now,
+    )
+
+
+ALERT_STATE = ["status", "snoozed_until", "closed_at", "closed_reason", "updated_at"]
+
+
+@transaction.atomic
+def alert_snooze(*, alert: Alert, until: datetime.date) -> Alert:
+    """Quiet one alert until `until`; see `alerts_snooze`."""
+    if alert.status == Alert.Status.DONE:
+        raise DomainError(_("A closed alert cannot be snoozed."))
+    alerts_snooze(alerts=Alert.objects.filter(pk=alert.pk), until=until)
+    alert.refresh_from_db(fields=ALERT_STATE)
     return alert
 
 
+@transaction.atomic
 def alert_close(*, alert: Alert, reason: str = "") -> Alert:
-    """A CSM marks an alert done."""
-    if alert.status != Alert.Status.DONE:
-        alert.status = Alert.Status.DONE
-        alert.snoozed_until = None
-        alert.closed_at = timezone.now()
-        alert.closed_reason = reason or _("Marked done")
-        alert.save(update_fields=["status", "snoozed_until", "closed_at", "closed_reason", "updated_at"])
+    """A CSM marks one alert done; see `alerts_close`."""
+    alerts_close(alerts=Alert.objects.filter(pk=alert.pk), reason=reason)
+    alert.refresh_from_db(fields=ALERT_STATE)
     return alert

@@ -4,14 +4,14 @@ import datetime
 from decimal import Decimal
 
 import pytest
-from django.core.exceptions import ValidationError
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from accounts.models import Account
+from csm.exceptions import DomainError
 from metrics.models import Alert, AlertRule, UsageRecord
-from metrics.services.alerts import alert_close, alert_snooze, alerts_evaluate
+from metrics.services.alerts import alert_close, alert_snooze, alerts_close, alerts_evaluate, alerts_snooze
 from tests import factories
 
 pytestmark = pytest.mark.django_db
@@ -113,24 +113,118 @@ def test_expansion_signal_when_green_and_seats_nearly_full():
     assert reasons(roomy) == {}
 
 
+def scored(account, day: datetime.date, band: str, score: str) -> None:
+    """A health snapshot for `day`, which is also the account's latest (as the health service leaves it)."""
+    factories.HealthSnapshotFactory(account=account, date=day, band=band, score=Decimal(score))
+    Account.objects.filter(pk=account.pk).update(health_band=band, health_score=Decimal(score))
+
+
+def statuses(account) -> list[str]:
+    return list(Alert.objects.filter(account=account).order_by("pk").values_list("status", flat=True))
+
+
 def test_one_open_alert_per_rule_and_account_and_cleared_ones_close():
+    day = ON - datetime.timedelta(days=2)
     account = make_account(band="red", score="20.0")
-    alerts_evaluate(on=ON)
-    alerts_evaluate(on=ON)
+    scored(account, day, "red", "20.0")
+    alerts_evaluate(on=day)
+    alerts_evaluate(on=day)
     assert Alert.objects.filter(account=account).count() == 1
-    Account.objects.filter(pk=account.pk).update(health_band="yellow", health_score=Decimal(50))
-    result = alerts_evaluate(on=ON)
+    scored(account, day + datetime.timedelta(days=1), "yellow", "50.0")
+    result = alerts_evaluate(on=day + datetime.timedelta(days=1))
     assert result.closed == 1
     alert = Alert.objects.get(account=account)
     assert alert.status == Alert.Status.DONE
-    assert alert.closed_reason == "Condition cleared on June 30, 2026"
+    assert alert.closed_reason == "Condition cleared on June 29, 2026"
     # Turning red again opens a new alert; the closed one stays in history.
-    Account.objects.filter(pk=account.pk).update(health_band="red", health_score=Decimal(10))
+    scored(account, ON, "red", "10.0")
     alerts_evaluate(on=ON)
-    assert list(Alert.objects.filter(account=account).order_by("pk").values_list("status", flat=True)) == [
-        "done",
-        "open",
-    ]
+    assert statuses(account) == ["done", "open"]
+
+
+class TestHealthTurnedRedIsATransition:
+    def test_an_alert_closed_by_hand_stays_closed_while_the_account_stays_red(self):
+        account = make_account(band="red", score="20.0")
+        scored(account, ON - datetime.timedelta(days=1), "green", "75.0")
+        scored(account, ON, "red", "20.0")
+        alerts_evaluate(on=ON)
+        alert_close(alert=Alert.objects.get(account=account))
+
+        for days in (1, 2, 3):
+            scored(account, ON + datetime.timedelta(days=days), "red", "25.0")
+            alerts_evaluate(on=ON + datetime.timedelta(days=days))
+        assert statuses(account) == ["done"]
+
+        # The band leaves red, then returns: that is a new transition.
+        scored(account, ON + datetime.timedelta(days=4), "yellow", "45.0")
+        alerts_evaluate(on=ON + datetime.timedelta(days=4))
+        assert statuses(account) == ["done"]
+        scored(account, ON + datetime.timedelta(days=5), "red", "30.0")
+        alerts_evaluate(on=ON + datetime.timedelta(days=5))
+        assert statuses(account) == ["done", "open"]
+        assert reasons(account) == {Kind.HEALTH_RED: "Health score is 30.0 (red)"}
+
+    def test_history_written_ahead_of_the_evaluations_gives_the_same_answers(self):
+        # Snapshots backfilled first, then alerts evaluated day by day (recompute_metrics --date D).
+        account = make_account(band="red", score="30.0")
+        bands = ["green", "red", "red", "yellow", "red", "red"]
+        days = [ON + datetime.timedelta(days=k) for k in range(len(bands))]
+        for day, band in zip(days, bands, strict=True):
+            factories.HealthSnapshotFactory(account=account, date=day, band=band, score=Decimal(30))
+        alerts_evaluate(on=days[1])
+        assert statuses(account) == ["open"]
+        alert_close(alert=Alert.objects.get(account=account))
+        alerts_evaluate(on=days[2])  # still red since days[1]: handled
+        assert statuses(account) == ["done"]
+        alerts_evaluate(on=days[4])  # yellow on days[3], red again
+        assert statuses(account) == ["done", "open"]
+        alert_close(alert=Alert.objects.filter(account=account).latest("pk"))
+        alerts_evaluate(on=days[5])
+        assert statuses(account) == ["done", "done"]
+
+    def test_an_alert_closed_for_another_reason_does_not_reopen_while_red(self):
+        account = make_account(band="red", score="20.0")
+        scored(account, ON, "red", "20.0")
+        alerts_evaluate(on=ON)
+        Account.objects.filter(pk=account.pk).update(mrr=0)  # churned: the alert closes
+        alerts_evaluate(on=ON)
+        Account.objects.filter(pk=account.pk).update(mrr=Decimal(500))  # back, still red
+        scored(account, ON + datetime.timedelta(days=1), "red", "20.0")
+        alerts_evaluate(on=ON + datetime.timedelta(days=1))
+        assert statuses(account) == ["done"]
+
+    def test_a_red_account_never_alerted_gets_its_alert_whatever_its_history(self):
+        always_red = make_account(band="red", score="20.0")
+        for k in range(3):
+            scored(always_red, ON - datetime.timedelta(days=k), "red", "20.0")
+        no_history = make_account(band="red", score="20.0")
+        alerts_evaluate(on=ON)
+        assert statuses(always_red) == statuses(no_history) == ["open"]
+
+    def test_other_rules_fire_again_after_a_close_by_hand(self):
+        account = make_account(last_touch=ON - datetime.timedelta(days=41))
+        alerts_evaluate(on=ON)
+        alert_close(alert=Alert.objects.get(account=account))
+        alerts_evaluate(on=ON + datetime.timedelta(days=1))
+        assert statuses(account) == ["done", "open"]
+
+
+def test_a_deleted_accounts_alerts_close_saying_so():
+    deleted = make_account(band="red", score="20.0", last_touch=ON - datetime.timedelta(days=41))
+    kept = make_account(band="red", score="20.0")
+    alerts_evaluate(on=ON)
+    overdue = Alert.objects.get(account=deleted, rule__kind=Kind.TOUCH_OVERDUE)
+    alert_snooze(alert=overdue, until=timezone.localdate() + datetime.timedelta(days=7))
+    Account.objects.filter(pk=deleted.pk).update(deleted_at=timezone.now())
+    Account.objects.filter(pk=kept.pk).update(health_band="yellow", health_score=Decimal(50))
+
+    result = alerts_evaluate(on=ON)
+
+    assert result.closed == 3
+    assert set(Alert.objects.filter(account=deleted).values_list("status", "closed_reason", "snoozed_until")) == {
+        ("done", "The account was deleted", None)
+    }
+    assert Alert.objects.get(account=kept).closed_reason == "Condition cleared on June 30, 2026"
 
 
 def test_snoozed_alerts_stay_quiet_until_their_date():
@@ -160,14 +254,40 @@ def test_snooze_and_close_services_validate():
     alerts_evaluate(on=ON)
     alert = Alert.objects.get(account=account)
 
-    with pytest.raises(ValidationError, match="Snooze until a day after today"):
+    with pytest.raises(DomainError, match="Snooze until a day after today"):
         alert_snooze(alert=alert, until=timezone.localdate())
     alert_snooze(alert=alert, until=timezone.localdate() + datetime.timedelta(days=7))
     assert Alert.objects.get(pk=alert.pk).status == Alert.Status.SNOOZED
     alert_close(alert=alert)
-    assert Alert.objects.get(pk=alert.pk).closed_reason == "Marked done"
-    with pytest.raises(ValidationError, match="closed alert cannot be snoozed"):
+    closed = Alert.objects.get(pk=alert.pk)
+    assert (closed.status, closed.closed_reason, closed.snoozed_until) == ("done", "Marked done", None)
+    assert (alert.status, alert.closed_reason) == ("done", "Marked done")
+    with pytest.raises(DomainError, match="closed alert cannot be snoozed"):
         alert_snooze(alert=alert, until=timezone.localdate() + datetime.timedelta(days=7))
+
+
+def test_alerts_close_and_snooze_in_one_statement_each():
+    accounts = [make_account(band="red", score="20.0") for _ in range(4)]
+    alerts_evaluate(on=ON)
+    done = Alert.objects.get(account=accounts[0])
+    alert_close(alert=done, reason="Called the sponsor")
+    until = timezone.localdate() + datetime.timedelta(days=7)
+
+    with CaptureQueriesContext(connection) as queries:
+        snoozed = alerts_snooze(alerts=Alert.objects.filter(account__in=accounts), until=until)
+    assert snoozed == 3  # the closed one is left alone
+    assert len([q for q in queries if not q["sql"].startswith(("SAVEPOINT", "RELEASE"))]) == 1
+    assert set(Alert.objects.exclude(pk=done.pk).values_list("status", "snoozed_until")) == {("snoozed", until)}
+
+    with CaptureQueriesContext(connection) as queries:
+        closed = alerts_close(alerts=Alert.objects.filter(account__in=accounts))
+    assert closed == 3
+    assert len([q for q in queries if not q["sql"].startswith(("SAVEPOINT", "RELEASE"))]) == 1
+    assert Alert.objects.get(pk=done.pk).closed_reason == "Called the sponsor"
+    assert set(Alert.objects.exclude(pk=done.pk).values_list("status", "closed_reason")) == {("done", "Marked done")}
+
+    with pytest.raises(DomainError, match="Snooze until a day after today"):
+        alerts_snooze(alerts=Alert.objects.all(), until=timezone.localdate())
 
 
 def test_query_count_does_not_grow_with_accounts():
