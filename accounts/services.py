@@ -6,23 +6,27 @@
 
 import datetime
 import secrets
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeVar
 
-from django.db import transaction
-from django.db.models import DateTimeField, F, Max, OuterRef, Subquery
+from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
+from django.db import models, transaction
+from django.db.models import DateTimeField, F, Max, OuterRef, QuerySet, Subquery
 from django.utils import timezone
+from django.utils.text import capfirst
 from django.utils.translation import gettext as _
 
+from csm.db import bulk_upsert
 from csm.exceptions import DomainError, full_clean
 from csm.models import SyncedModel
 
 from .models import (
     Account,
+    ChurnEvent,
     Contact,
     Partner,
     PartnerKey,
@@ -32,6 +36,9 @@ from .models import (
     Touch,
 )
 from .selectors import account_mrr_on_expression
+
+T = TypeVar("T")
+M = TypeVar("M", bound=models.Model)
 
 # --- denormalised fields ------------------------------------------------------------------------
 
@@ -121,6 +128,117 @@ def _previous_account_id(model, pk: int | None) -> int | None:
     return model.objects.filter(pk=pk).values_list("account_id", flat=True).first()
 
 
+# --- validating and writing many objects --------------------------------------------------------
+
+BATCH_SIZE = 1000  # objects per bulk statement, ids per IN (...) list
+FieldErrors = dict[int, dict[str, list[str]]]  # position -> field name -> messages
+
+
+def _chunks(items: Sequence[T]) -> Iterator[Sequence[T]]:
+    for first in range(0, len(items), BATCH_SIZE):
+        yield items[first : first + BATCH_SIZE]
+
+
+def _add_error(errors: FieldErrors, index: int, field_name: str, message: str) -> None:
+    errors.setdefault(index, {}).setdefault(field_name, []).append(str(message))
+
+
+def _check_many(instances: list[M]) -> FieldErrors:
+    """Model validation of many objects in a fixed number of queries: each object's fields in memory, then
+    the objects they refer to and their unique values once for all (`full_clean` would query per object).
+    """
+    errors: FieldErrors = {}
+    if not instances:
+        return errors
+    model = type(instances[0])
+    relations = [f for f in model._meta.concrete_fields if f.many_to_one]
+    for index, instance in enumerate(instances):
+        try:
+            instance.full_clean(exclude=[f.name for f in relations], validate_unique=False, validate_constraints=False)
+        except ValidationError as error:
+            for field_name, messages in error.message_dict.items():
+                for message in messages:
+                    _add_error(errors, index, field_name, message)
+    for relation in relations:
+        ids = sorted({getattr(instance, relation.attname) for instance in instances} - {None})
+        known = {
+            pk
+            for chunk in _chunks(ids)
+            for pk in relation.related_model._base_manager.filter(pk__in=chunk).values_list("pk", flat=True)
+        }
+        for index, instance in enumerate(instances):
+            value = getattr(instance, relation.attname)
+            if value is None and not relation.null:
+                _add_error(errors, index, relation.name, relation.error_messages["null"])
+            elif value is not None and value not in known:
+                _add_error(
+                    errors,
+                    index,
+                    relation.name,
+                    _("There is no %(model)s with id %(id)s.")
+                    % {"model": relation.related_model._meta.verbose_name, "id": value},
+                )
+    for unique in [f for f in model._meta.concrete_fields if f.unique and not f.primary_key]:
+        first_at: dict[Any, int] = {}
+        for index, instance in enumerate(instances):
+            value = getattr(instance, unique.attname)
+            if value is None:
+                continue
+            if value in first_at:
+                _add_error(
+                    errors,
+                    index,
+                    unique.name,
+                    _("%(field)s “%(value)s” is also given to number %(other)s.")
+                    % {"field": capfirst(unique.verbose_name), "value": value, "other": first_at[value] + 1},
+                )
+            else:
+                first_at[value] = index
+        taken = {
+            value: pk
+            for chunk in _chunks(list(first_at))
+            for value, pk in model._base_manager.filter(**{f"{unique.attname}__in": chunk}).values_list(
+                unique.attname, "pk"
+            )
+        }
+        for value, index in first_at.items():
+            if value in taken and taken[value] != instances[index].pk:
+                for message in instances[index].unique_error_message(model, (unique.name,)).messages:
+                    _add_error(errors, index, unique.name, message)
+    return errors
+
+
+def _domain_errors(errors: FieldErrors) -> dict[int, DomainError]:
+    return {index: DomainError(fields) for index, fields in sorted(errors.items())}
+
+
+def _refuse(errors: dict[int, DomainError], count: int) -> None:
+    """Raise the errors: one object's by field, several objects' keyed by position ("0", "1", ...)."""
+    if not errors:
+        return
+    if count == 1:
+        raise errors[0]
+    raise DomainError(
+        {
+            str(index): [
+                message if field_name == NON_FIELD_ERRORS else f"{field_name}: {message}"
+                for field_name, messages in error.message_dict.items()
+                for message in messages
+            ]
+            for index, error in errors.items()
+        }
+    )
+
+
+def _write_many(model: type[M], instances: list[M], now: datetime.datetime) -> None:
+    """Update the instances that exist and insert the others, a statement per batch; all get `updated_at` now."""
+    fields = [f.name for f in model._meta.concrete_fields if f.editable and not f.primary_key] + ["updated_at"]
+    for instance in instances:
+        instance.updated_at = now
+    model._base_manager.bulk_update([i for i in instances if i.pk is not None], fields, batch_size=BATCH_SIZE)
+    model._base_manager.bulk_create([i for i in instances if i.pk is None], batch_size=BATCH_SIZE)
+
+
 # --- accounts and tiers -------------------------------------------------------------------------
 
 
@@ -165,7 +283,6 @@ def tier_assign(
     return assignment
 
 
-@transaction.atomic
 def account_save(
     *,
     account: Account,
@@ -173,29 +290,8 @@ def account_save(
     source: str = TierAssignment.Source.MANUAL,
     reason: str = "",
 ) -> Account:
-    """Validate and save an account built or edited by a caller; a tier change is recorded in history."""
-    full_clean(account)
-    is_new = account.pk is None
-    previous_tier_id = (
-        None if is_new else Account.objects.filter(pk=account.pk).values_list("tier_id", flat=True).first()
-    )
-    new_tier = account.tier
-    if is_new:
-        account.tier = None  # the assignment below sets it, with its history row
-    account.save()
-    if new_tier is not None and (is_new or previous_tier_id != new_tier.pk):
-        tier_assign(
-            account=account,
-            tier=new_tier,
-            source=source,
-            reason=reason or _("Set by hand"),
-            assigned_by=changed_by,
-        )
-    elif new_tier is None and previous_tier_id is not None:
-        TierAssignment.objects.filter(account=account, ended_at__isnull=True).update(
-            ended_at=timezone.now(), updated_at=timezone.now()
-        )
-    return account
+    """Validate and save an account built or edited by a caller (see `accounts_save`)."""
+    return accounts_save(accounts=[account], changed_by=changed_by, source=source, reason=reason)[0]
 
 
 def account_create(*, changed_by=None, source: str = TierAssignment.Source.MANUAL, **fields: Any) -> Account:
@@ -215,33 +311,261 @@ def account_update(
     return account_save(account=account, changed_by=changed_by, source=source)
 
 
-# --- contacts -----------------------------------------------------------------------------------
+def accounts_check(*, accounts: Sequence[Account]) -> dict[int, DomainError]:
+    """What is wrong with each account, by position (empty when all are valid); a fixed number of queries."""
+    return _domain_errors(_check_many(list(accounts)))
 
 
 @transaction.atomic
-def contact_save(*, contact: Contact) -> Contact:
-    """Save a contact; making it primary demotes the account's previous primary contact."""
-    if contact.is_primary and contact.account_id:
-        Contact.objects.filter(account_id=contact.account_id, is_primary=True).exclude(pk=contact.pk).update(
-            is_primary=False, updated_at=timezone.now()
+def accounts_save(
+    *,
+    accounts: Sequence[Account],
+    changed_by=None,
+    source: str = TierAssignment.Source.MANUAL,
+    reason: str = "",
+) -> list[Account]:
+    """Validate and save accounts built or edited by a caller, all or none, in a fixed number of queries.
+
+    What follows from the change is recorded with it: a new or changed tier opens a tier history period
+    (`source`, `reason` or "Set by hand", assigned by `changed_by`); locking or unlocking a tier is
+    recorded as `account_tier_lock` does; a churn date set or changed, or its reason corrected, records a
+    churn event (`churn_events_record`). The accounts are recomputed after commit.
+    """
+    accounts = list(accounts)
+    _refuse(accounts_check(accounts=accounts), len(accounts))
+    now = timezone.now()
+    existing_ids = [account.pk for account in accounts if account.pk is not None]
+    before = {
+        pk: rest
+        for chunk in _chunks(existing_ids)
+        for pk, *rest in Account.objects.filter(pk__in=chunk).values_list(
+            "pk", "tier_id", "tier_locked", "churned_at", "churn_reason"
         )
-    full_clean(contact)
-    contact.save()
-    return contact
+    }
+    _write_many(Account, accounts, now)
+
+    tier_changes: list[tuple[int, int, str]] = []  # account id, tier id, reason
+    tier_removed: list[int] = []
+    lock_changes: list[tuple[int, int, str]] = []
+    churns: list[tuple[int, datetime.date, str]] = []
+    for account in accounts:
+        old_tier_id, was_locked, churned_at, churn_reason = before.get(account.pk, (None, None, None, None))
+        lock_note = _tier_lock_reason(locked=account.tier_locked, changed_by=changed_by)
+        lock_changed = was_locked is not None and was_locked != account.tier_locked
+        if account.tier_id is not None and account.tier_id != old_tier_id:
+            note = reason or _("Set by hand")
+            tier_changes.append((account.pk, account.tier_id, f"{note}; {lock_note}" if lock_changed else note))
+        elif account.tier_id is None and old_tier_id is not None:
+            tier_removed.append(account.pk)
+        elif lock_changed and account.tier_id is not None:
+            lock_changes.append((account.pk, account.tier_id, lock_note))
+        if account.churned_at is not None and (account.churned_at, account.churn_reason) != (churned_at, churn_reason):
+            churns.append((account.pk, account.churned_at, account.churn_reason))
+
+    tiers = Tier.objects.in_bulk({tier_id for _pk, tier_id, _note in tier_changes}) if tier_changes else {}
+    opened = tier_assignments_open(
+        assignments=[(pk, tiers[tier_id], now, source, note) for pk, tier_id, note in tier_changes]
+    )
+    if changed_by is not None and opened:
+        TierAssignment.objects.filter(pk__in=[row.pk for row in opened]).update(assigned_by=changed_by)
+    for chunk in _chunks(tier_removed):
+        TierAssignment.objects.filter(account_id__in=chunk, ended_at__isnull=True).update(ended_at=now, updated_at=now)
+    _tier_history_restart(lock_changes, changed_by=changed_by, at=now)
+    churn_events_record(events=churns)
+    queue_recompute(account.pk for account in accounts)
+    return accounts
+
+
+def _tier_lock_reason(*, locked: bool, changed_by) -> str:
+    if changed_by is None:
+        return _("Tier locked") if locked else _("Tier unlocked")
+    user = changed_by.get_username()
+    return (_("Tier locked by %(user)s") if locked else _("Tier unlocked by %(user)s")) % {"user": user}
+
+
+def _tier_history_restart(rows: list[tuple[int, int, str]], *, changed_by, at: datetime.datetime) -> None:
+    """For each (account id, tier id, reason): close the open period and open one in the same tier.
+
+    Locking or unlocking keeps the tier but changes who holds it (a person, or the rules): the new period
+    says from when, why and by whom.
+    """
+    for batch in _chunks(rows):
+        TierAssignment.objects.filter(account_id__in=[row[0] for row in batch], ended_at__isnull=True).update(
+            ended_at=at, updated_at=at
+        )
+        TierAssignment.objects.bulk_create(
+            TierAssignment(
+                account_id=account_id,
+                tier_id=tier_id,
+                started_at=at,
+                source=TierAssignment.Source.MANUAL,
+                reason=reason,
+                assigned_by=changed_by,
+                created_at=at,
+                updated_at=at,
+            )
+            for account_id, tier_id, reason in batch
+        )
+
+
+@transaction.atomic
+def account_tier_lock(
+    *,
+    accounts: QuerySet[Account] | None = None,
+    account_ids: Iterable[int] | None = None,
+    locked: bool,
+    changed_by=None,
+    reason: str = "",
+) -> int:
+    """Lock accounts' tiers (tier rules leave them alone) or unlock them; returns the accounts changed.
+
+    Give `accounts` (a queryset) or `account_ids`. Accounts already in that state are left alone. Each
+    account that changes and has a tier gets a new tier history period in the same tier, source manual,
+    assigned by `changed_by`, with `reason` or "Tier locked by <user>" / "Tier unlocked by <user>": the
+    history then tells from when the tier was held by hand rather than by the rules. Unlocked accounts
+    are recomputed after commit, so the rules place them now rather than at night.
+    """
+    if (accounts is None) == (account_ids is None):
+        raise DomainError(_("Give either the accounts or their ids."))
+    if accounts is None:
+        accounts = Account.objects.filter(pk__in=list(account_ids))
+    now = timezone.now()
+    changing = list(accounts.exclude(tier_locked=locked).values_list("pk", "tier_id").order_by())
+    ids = [pk for pk, _tier_id in changing]
+    for chunk in _chunks(ids):
+        Account.objects.filter(pk__in=chunk).update(tier_locked=locked, updated_at=now)
+    note = reason or _tier_lock_reason(locked=locked, changed_by=changed_by)
+    _tier_history_restart(
+        [(pk, tier_id, note) for pk, tier_id in changing if tier_id is not None], changed_by=changed_by, at=now
+    )
+    if not locked:
+        queue_recompute(ids)
+    return len(changing)
+
+
+# --- churn --------------------------------------------------------------------------------------
+
+ChurnEventRow = tuple[int, datetime.date, str]  # account id, churned on, reason
+CHURN_REASON_LENGTH = ChurnEvent._meta.get_field("reason").max_length
+
+
+@transaction.atomic
+def churn_events_record(*, events: Iterable[ChurnEventRow]) -> int:
+    """Record churns, each (account id, churned on, reason); returns the number of events written.
+
+    One event per account and day: recording a day again replaces its reason (of two for the same day
+    in one call, the later wins), and churns on other days are kept, so a reactivated account that
+    churns again has both. All or nothing, in a fixed number of queries per batch.
+    """
+    latest: dict[tuple[int, datetime.date], str] = {}
+    for account_id, churned_on, reason in events:
+        if not isinstance(churned_on, datetime.date) or isinstance(churned_on, datetime.datetime):
+            raise DomainError(_("A churn needs the date it happened on (got %(value)r).") % {"value": churned_on})
+        reason = reason or ""
+        if len(reason) > CHURN_REASON_LENGTH:
+            raise DomainError(_("Keep a churn reason to %(max)s characters or fewer.") % {"max": CHURN_REASON_LENGTH})
+        latest[(account_id, churned_on)] = reason
+    if not latest:
+        return 0
+    ids = sorted({account_id for account_id, _day in latest})
+    known = {pk for chunk in _chunks(ids) for pk in Account.objects.filter(pk__in=chunk).values_list("pk", flat=True)}
+    unknown = [pk for pk in ids if pk not in known]
+    if unknown:
+        raise DomainError(_("There is no such account (id %(id)s).") % {"id": unknown[0]})
+    now = timezone.now()
+    rows = [
+        {"account": account_id, "churned_on": day, "reason": reason, "created_at": now, "updated_at": now}
+        for (account_id, day), reason in latest.items()
+    ]
+    return bulk_upsert(
+        ChurnEvent, rows, unique_fields=["account", "churned_on"], update_fields=["reason", "updated_at"]
+    )
+
+
+# --- contacts -----------------------------------------------------------------------------------
+
+
+def contact_save(*, contact: Contact) -> Contact:
+    """Validate and save a contact (see `contacts_save`)."""
+    return contacts_save(contacts=[contact])[0]
+
+
+def contacts_check(*, contacts: Sequence[Contact]) -> dict[int, DomainError]:
+    """What is wrong with each contact, by position (empty when all are valid); a fixed number of queries."""
+    contacts = list(contacts)
+    errors = _check_many(contacts)
+    primary_of: dict[int, int] = {}
+    for index, contact in enumerate(contacts):
+        if contact.is_primary and contact.deleted_at is None and contact.account_id is not None:
+            if contact.account_id in primary_of:
+                _add_error(
+                    errors,
+                    index,
+                    "is_primary",
+                    _("Another contact of this account (number %(other)s) is made primary too.")
+                    % {"other": primary_of[contact.account_id] + 1},
+                )
+            primary_of.setdefault(contact.account_id, index)
+    return _domain_errors(errors)
+
+
+@transaction.atomic
+def contacts_save(*, contacts: Sequence[Contact]) -> list[Contact]:
+    """Validate and save contacts, all or none, in a fixed number of queries.
+
+    A contact made primary demotes its account's previous primary contact; at most one contact per account
+    may be made primary at once.
+    """
+    contacts = list(contacts)
+    _refuse(contacts_check(contacts=contacts), len(contacts))
+    now = timezone.now()
+    promoted = sorted({c.account_id for c in contacts if c.is_primary and c.deleted_at is None})
+    # Demote first: one live primary contact per account is enforced by a unique index.
+    for chunk in _chunks(promoted):
+        Contact.objects.alive().filter(account_id__in=chunk, is_primary=True).update(is_primary=False, updated_at=now)
+    _write_many(Contact, contacts, now)
+    return contacts
 
 
 # --- subscriptions ------------------------------------------------------------------------------
 
 
-@transaction.atomic
 def subscription_save(*, subscription: Subscription) -> Subscription:
-    """Validate and save a revenue line, then bring the MRR of the accounts it touches up to date."""
-    previous_account_id = _previous_account_id(Subscription, subscription.pk)
-    full_clean(subscription)
-    subscription.save()
-    account_mrr_refresh(account_ids={subscription.account_id, previous_account_id} - {None})
-    queue_recompute([subscription.account_id, previous_account_id])
-    return subscription
+    """Validate and save a revenue line (see `subscriptions_save`)."""
+    return subscriptions_save(subscriptions=[subscription])[0]
+
+
+def subscriptions_check(*, subscriptions: Sequence[Subscription]) -> dict[int, DomainError]:
+    """What is wrong with each line, by position (empty when all are valid); a fixed number of queries."""
+    subscriptions = list(subscriptions)
+    errors = _check_many(subscriptions)
+    for index, line in enumerate(subscriptions):
+        if line.start_date and line.end_date and line.end_date <= line.start_date:
+            _add_error(errors, index, "end_date", _("The end date must be after the start date."))
+    return _domain_errors(errors)
+
+
+@transaction.atomic
+def subscriptions_save(*, subscriptions: Sequence[Subscription]) -> list[Subscription]:
+    """Validate and save revenue lines, all or none, in a fixed number of queries.
+
+    The MRR of every account they belong to (or belonged to, for a line moved) is brought up to date, and
+    those accounts are recomputed after commit.
+    """
+    subscriptions = list(subscriptions)
+    _refuse(subscriptions_check(subscriptions=subscriptions), len(subscriptions))
+    existing_ids = [line.pk for line in subscriptions if line.pk is not None]
+    previous = {
+        account_id
+        for chunk in _chunks(existing_ids)
+        for account_id in Subscription.objects.filter(pk__in=chunk).values_list("account_id", flat=True)
+    }
+    _write_many(Subscription, subscriptions, timezone.now())
+    affected = sorted(previous | {line.account_id for line in subscriptions})
+    for chunk in _chunks(affected):
+        account_mrr_refresh(account_ids=chunk)
+    queue_recompute(affected)
+    return subscriptions
 
 
 def subscription_add(
@@ -291,17 +615,17 @@ def subscription_change_price(
             _("A price change must fall before the line's end date (%(end)s).")
             % {"end": subscription.end_date.isoformat()}
         )
-    old_end = subscription.end_date
-    with recompute_batch():
-        subscription_end(subscription=subscription, end_date=on)
-        return subscription_add(
-            account=subscription.account,
-            product=subscription.product,
-            mrr=mrr,
-            quantity=subscription.quantity if quantity is None else quantity,
-            start_date=on,
-            end_date=old_end,
-        )
+    successor = Subscription(
+        account=subscription.account,
+        product=subscription.product,
+        mrr=mrr,
+        quantity=subscription.quantity if quantity is None else quantity,
+        start_date=on,
+        end_date=subscription.end_date,
+    )
+    subscription.end_date = on
+    subscriptions_save(subscriptions=[subscription, successor])
+    return successor
 
 
 # --- touches ------------------------------------------------------------------------------------

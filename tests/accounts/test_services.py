@@ -6,14 +6,17 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 import accounts
-from accounts.models import Account, PartnerKey, Subscription, TierAssignment, Touch
+from accounts.models import Account, ChurnEvent, PartnerKey, Subscription, TierAssignment, Touch
 from accounts.services import (
     account_create,
     account_mrr_refresh,
     account_update,
+    churn_events_record,
     contact_save,
     partner_key_create,
     partner_key_revoke,
@@ -292,3 +295,74 @@ def test_accounts_reaches_higher_apps_only_through_queue_recompute():
                 inside = [f.name for f in functions if f.lineno <= node.lineno <= (f.end_lineno or f.lineno)]
                 found.append((path.relative_to(root).as_posix(), inside, modules))
     assert found == [("services.py", ["queue_recompute"], ["metrics.tasks"])]
+
+
+class TestChurnEvents:
+    def events(self, account: Account) -> list[tuple]:
+        return list(account.churn_events.order_by("churned_on").values_list("churned_on", "reason"))
+
+    def test_saving_a_churned_account_records_the_churn_with_its_reason(self):
+        account = account_create(name="Acme", tier=default_tier())
+        assert self.events(account) == []
+
+        account_update(account=account, data={"churned_at": D(2025, 3, 31), "churn_reason": "Budget cut"})
+
+        assert self.events(account) == [(D(2025, 3, 31), "Budget cut")]
+
+    def test_correcting_the_reason_updates_that_churn(self):
+        account = account_create(name="Acme", churned_at=D(2025, 3, 31), churn_reason="Budget")
+        account_update(account=account, data={"churn_reason": "Budget cut after a merger"})
+        account_update(account=account, data={"name": "Acme Inc."})  # no churn change: nothing recorded
+        assert self.events(account) == [(D(2025, 3, 31), "Budget cut after a merger")]
+
+    def test_a_reactivated_account_that_churns_again_keeps_both_churns(self):
+        account = account_create(name="Acme", churned_at=D(2025, 3, 31), churn_reason="Budget cut")
+        account_update(account=account, data={"churned_at": None, "churn_reason": ""})  # won back
+        account_update(account=account, data={"churned_at": D(2026, 1, 31), "churn_reason": "Moved to a rival"})
+
+        assert self.events(account) == [(D(2025, 3, 31), "Budget cut"), (D(2026, 1, 31), "Moved to a rival")]
+        account.refresh_from_db()
+        assert (account.churned_at, account.churn_reason) == (D(2026, 1, 31), "Moved to a rival")
+
+
+class TestChurnEventsRecord:
+    def test_upserts_by_account_and_day(self):
+        first, second = factories.AccountFactory.create_batch(2)
+        factories.ChurnEventFactory(account=first, churned_on=D(2025, 3, 31), reason="old reason")
+
+        written = churn_events_record(
+            events=[
+                (first.pk, D(2025, 3, 31), "Budget cut"),
+                (first.pk, D(2026, 1, 31), "Moved to a rival"),
+                (second.pk, D(2025, 6, 30), ""),
+                (second.pk, D(2025, 6, 30), "No adoption"),  # the later of two for the same day wins
+            ]
+        )
+
+        assert written == 3
+        rows = set(ChurnEvent.objects.values_list("account_id", "churned_on", "reason"))
+        assert rows == {
+            (first.pk, D(2025, 3, 31), "Budget cut"),
+            (first.pk, D(2026, 1, 31), "Moved to a rival"),
+            (second.pk, D(2025, 6, 30), "No adoption"),
+        }
+
+    def test_queries_do_not_grow_with_events(self):
+        accounts = factories.AccountFactory.create_batch(12)
+
+        def run(batch) -> int:
+            with CaptureQueriesContext(connection) as queries:
+                churn_events_record(events=[(a.pk, D(2025, 3, 31), "Budget cut") for a in batch])
+            return len(queries)
+
+        assert run(accounts[:2]) == run(accounts)
+
+    def test_refuses_unknown_accounts_long_reasons_and_non_dates_and_writes_nothing(self):
+        account = factories.AccountFactory()
+        with pytest.raises(DomainError, match="no such account"):
+            churn_events_record(events=[(account.pk, D(2025, 3, 31), "x"), (account.pk + 1000, D(2025, 3, 31), "")])
+        with pytest.raises(DomainError, match="200 characters"):
+            churn_events_record(events=[(account.pk, D(2025, 3, 31), "x" * 201)])
+        with pytest.raises(DomainError, match="date"):
+            churn_events_record(events=[(account.pk, "2025-03-31", "x")])
+        assert not ChurnEvent.objects.exists()

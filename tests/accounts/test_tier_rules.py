@@ -1,4 +1,6 @@
-"""Tier rules: the most-attention tier whose minimum ARR is met; locked and churned accounts stay."""
+"""Tier rules: the most-attention tier whose minimum ARR is met; locked and churned accounts stay.
+
+Locking a tier (rules leave the account alone) is recorded in the tier history."""
 
 import datetime
 from decimal import Decimal
@@ -8,7 +10,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from accounts.models import Account, TierAssignment
-from accounts.services import account_create, tier_rules_apply
+from accounts.services import account_create, account_save, account_tier_lock, tier_rules_apply
 from tests import factories
 from tests.factories import default_tier
 
@@ -68,4 +70,80 @@ def test_query_count_does_not_grow_with_accounts():
     small = run()
     for _ in range(20):
         paying("9000")
+    assert run() == small
+
+
+# --- locking a tier -----------------------------------------------------------------------------
+
+
+def history(account: Account) -> list[tuple]:
+    return list(
+        TierAssignment.objects.filter(account=account)
+        .order_by("started_at", "pk")
+        .values_list("tier__slug", "ended_at", "source", "reason", "assigned_by")
+    )
+
+
+def test_locking_records_who_holds_the_tier_by_hand(admin_user):
+    account = paying("9000", tier_slug="low-touch")
+    (before,) = history(account)
+
+    assert account_tier_lock(account_ids=[account.pk], locked=True, changed_by=admin_user) == 1
+
+    account.refresh_from_db()
+    assert account.tier_locked and account.tier.slug == "low-touch"
+    closed, current_row = history(account)
+    assert closed[0] == "low-touch" and closed[1] is not None
+    assert current_row == ("low-touch", None, "manual", "Tier locked by admin", admin_user.pk)
+    # The rules now leave it in a tier its ARR does not qualify for.
+    assert tier_rules_apply() == 0
+    assert current(account).tier.slug == "low-touch"
+
+
+def test_unlocking_records_it_and_lets_the_rules_move_the_account(admin_user, django_capture_on_commit_callbacks):
+    account = paying("9000", tier_slug="low-touch", tier_locked=True)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        assert account_tier_lock(accounts=Account.objects.all(), locked=False, changed_by=admin_user) == 1
+
+    rows = history(account)
+    assert [row[3] for row in rows] == ["Set by hand", "Tier unlocked by admin", rows[2][3]]
+    assert rows[1][:3] == ("low-touch", rows[1][1], "manual") and rows[1][1] is not None
+    # The queued recompute ran the rules at once: the account is in the tier its ARR qualifies for.
+    assert rows[2][:3] == ("high-touch", None, "rule")
+    account.refresh_from_db()
+    assert not account.tier_locked and account.tier.slug == "high-touch"
+
+
+def test_accounts_already_in_that_state_and_accounts_without_tier_get_no_history():
+    locked = paying("100", tier_locked=True)
+    tierless = factories.AccountFactory(tier=None)
+
+    assert account_tier_lock(account_ids=[locked.pk, tierless.pk], locked=True) == 1
+
+    assert len(history(locked)) == 1
+    assert not TierAssignment.objects.filter(account=tierless).exists()
+    tierless.refresh_from_db()
+    assert tierless.tier_locked
+
+
+def test_locking_by_saving_the_account_records_it_too(admin_user):
+    account = paying("100")
+    account.tier_locked = True
+    account_save(account=account, changed_by=admin_user)
+    assert history(account)[-1] == ("tech-touch", None, "manual", "Tier locked by admin", admin_user.pk)
+
+
+def test_locking_queries_do_not_grow_with_accounts():
+    def run() -> int:
+        Account.objects.update(tier_locked=False)
+        with CaptureQueriesContext(connection) as queries:
+            account_tier_lock(accounts=Account.objects.all(), locked=True)
+        return len(queries)
+
+    for _ in range(2):
+        paying("100")
+    small = run()
+    for _ in range(10):
+        paying("100")
     assert run() == small
