@@ -6,6 +6,7 @@ from decimal import Decimal
 
 from django.db.models import DecimalField, OuterRef, Q, QuerySet, Subquery, Sum, Value
 from django.db.models.functions import Coalesce
+from django.utils import timezone
 
 from .models import Subscription
 
@@ -52,3 +53,28 @@ def account_mrr_on_expression(on: datetime.date) -> Coalesce:
     )
     money = DecimalField(max_digits=14, decimal_places=2)
     return Coalesce(Subquery(total, output_field=money), Value(ZERO), output_field=money)
+
+
+def account_paid_month_counts(*, account_ids: Iterable[int], until: datetime.date | None = None) -> dict[int, int]:
+    """For each account, the months up to `until`'s month (default this month) with MRR at month end.
+
+    These are the months an account adds to the revenue history (an account's MRR in a month is its MRR on
+    the month's last day), read from its live lines in one query.
+    """
+    account_ids = list(account_ids)
+    last = _month_number(until or timezone.localdate())
+    paid: set[tuple[int, int]] = set()
+    lines = Subscription.objects.alive().filter(account_id__in=account_ids, mrr__gt=0)
+    for account_id, start, end in lines.values_list("account_id", "start_date", "end_date").order_by():
+        # A month end e counts when start <= e < end: always the start's month, and every month before the
+        # end's month (a month's last day is never before a day of that month).
+        stop = last + 1 if end is None else min(_month_number(end), last + 1)
+        paid.update((account_id, month) for month in range(_month_number(start), stop))
+    counts = dict.fromkeys(account_ids, 0)
+    for account_id, _month in paid:
+        counts[account_id] += 1
+    return counts
+
+
+def _month_number(day: datetime.date) -> int:
+    return day.year * 12 + day.month - 1

@@ -710,23 +710,69 @@ def touch_update(*, touch: Touch, data: dict[str, Any]) -> Touch:
 # --- soft delete --------------------------------------------------------------------------------
 
 
-@transaction.atomic
 def soft_delete(*, instance: SyncedModel, at: datetime.datetime | None = None) -> SyncedModel:
-    """Mark a synced object deleted (a tombstone partners can sync) and fix what depended on it."""
-    if instance.deleted_at is not None:
-        return instance
-    instance.deleted_at = at or timezone.now()
-    instance.save(update_fields=["deleted_at", "updated_at"])
-    if isinstance(instance, Subscription):
-        account_mrr_refresh(account_ids=[instance.account_id])
-        queue_recompute([instance.account_id])
-    elif isinstance(instance, Touch):
-        account_last_touch_refresh(account_ids=[instance.account_id])
-        queue_recompute([instance.account_id])
-    elif isinstance(instance, Contact) and instance.is_primary:
-        Contact.objects.filter(pk=instance.pk).update(is_primary=False)
-        instance.is_primary = False
+    """Mark one synced object deleted (see `soft_delete_many`); a no-op when it already is."""
+    if instance.deleted_at is None:
+        soft_delete_many(queryset=type(instance)._base_manager.filter(pk=instance.pk), at=at)
+        changed = ["deleted_at", "updated_at", *(["is_primary"] if isinstance(instance, Contact) else [])]
+        instance.refresh_from_db(fields=changed)
     return instance
+
+
+@transaction.atomic
+def soft_delete_many(*, queryset: QuerySet[SyncedModel], at: datetime.datetime | None = None) -> int:
+    """Mark the live objects of `queryset` deleted (tombstones partners can sync); returns how many.
+
+    What depended on them is fixed in bulk: accounts' MRR (revenue lines), last touch (touches), primary
+    contact (a deleted contact is no longer primary). The accounts they belong to are recomputed after
+    commit, once for the whole call; deleted accounts also have every revenue month recomputed, since
+    the revenue history leaves them out. A fixed number of queries per batch of objects.
+    """
+    return _set_deleted(queryset.filter(deleted_at__isnull=True), at or timezone.now())
+
+
+@transaction.atomic
+def soft_restore_many(*, queryset: QuerySet[SyncedModel]) -> int:
+    """Bring back the deleted objects of `queryset`; returns how many. Fixes and recomputes as deleting does."""
+    return _set_deleted(queryset.filter(deleted_at__isnull=False), None)
+
+
+def account_delete(*, account: Account, at: datetime.datetime | None = None) -> Account:
+    """Soft-delete an account: it leaves health, alerts and the revenue history, which are recomputed."""
+    return soft_delete(instance=account, at=at)
+
+
+def account_restore(*, account: Account) -> Account:
+    """Bring a deleted account back, with its health and revenue history (recomputed after commit)."""
+    if account.deleted_at is not None:
+        soft_restore_many(queryset=Account.objects.filter(pk=account.pk))
+        account.refresh_from_db(fields=["deleted_at", "updated_at"])
+    return account
+
+
+def _set_deleted(queryset: QuerySet[SyncedModel], deleted_at: datetime.datetime | None) -> int:
+    model = queryset.model
+    belongs_to_account = any(f.name == "account" and f.many_to_one for f in model._meta.concrete_fields)
+    columns = ("pk", "account_id") if belongs_to_account else ("pk", "pk")
+    rows = list(queryset.values_list(*columns).order_by())
+    now = timezone.now()
+    account_ids: set[int] = set()
+    for batch in _chunks(rows):
+        ids = [pk for pk, _account_id in batch]
+        owners = sorted({account_id for _pk, account_id in batch})
+        changes: dict[str, Any] = {"deleted_at": deleted_at, "updated_at": now}
+        if model is Contact and deleted_at is not None:
+            # A tombstone cannot stay primary: restoring it would make two primary contacts.
+            changes["is_primary"] = False
+        model._base_manager.filter(pk__in=ids).update(**changes)
+        if model is Subscription:
+            account_mrr_refresh(account_ids=owners)
+        elif model is Touch:
+            account_last_touch_refresh(account_ids=owners)
+        account_ids.update(owners)
+    # Whatever belongs to an account may feed its health; a deleted account leaves the revenue history.
+    queue_recompute(account_ids, revenue=model is Account and bool(rows))
+    return len(rows)
 
 
 # --- partners -----------------------------------------------------------------------------------

@@ -5,7 +5,7 @@ from decimal import Decimal
 
 import pytest
 
-from accounts.selectors import account_mrr_on, account_mrr_on_map
+from accounts.selectors import account_mrr_on, account_mrr_on_map, account_paid_month_counts
 from accounts.services import soft_delete
 from tests import factories
 
@@ -79,3 +79,21 @@ def test_many_accounts_in_one_query(django_assert_num_queries):
     with django_assert_num_queries(1):
         only_paying = account_mrr_on_map(on=D(2026, 3, 1))
     assert only_paying == {a.pk: Decimal("20.00"), b.pk: Decimal("999.99")}
+
+
+def test_paid_month_counts_count_month_ends_with_mrr(django_assert_num_queries):
+    a, b, c, d = factories.AccountFactory.create_batch(4)
+    line(a, "100.00", D(2025, 1, 15), D(2025, 4, 1))  # Jan, Feb, Mar month ends
+    line(a, "50.00", D(2025, 2, 1), D(2025, 3, 1), product="Seats")  # Feb again: a month counts once
+    line(a, "70.00", D(2025, 5, 10), D(2025, 5, 31), product="Pilot")  # ends on May 31 itself: no month end
+    line(a, "80.00", D(2025, 6, 30), D(2025, 7, 31), product="Pilot")  # Jun 30 only
+    line(a, "0.00", D(2025, 8, 1), product="Free tier")  # no MRR: no month
+    line(a, "90.00", D(2025, 11, 5), product="Platform")  # Nov, Dec (the months end at `until`)
+    soft_delete(instance=line(a, "100.00", D(2025, 9, 1), D(2025, 10, 15), product="Deleted"))  # not Sep
+    line(c, "10.00", D(2026, 2, 1))  # after `until`
+    line(d, "30.00", D(2024, 12, 31), D(2025, 1, 1))  # its one day is a month end
+
+    with django_assert_num_queries(1):
+        counts = account_paid_month_counts(account_ids=[a.pk, b.pk, c.pk, d.pk], until=D(2025, 12, 15))
+
+    assert counts == {a.pk: 6, b.pk: 0, c.pk: 0, d.pk: 1}

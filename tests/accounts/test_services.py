@@ -14,7 +14,9 @@ import accounts
 from accounts.models import Account, ChurnEvent, PartnerKey, Subscription, TierAssignment, Touch
 from accounts.services import (
     account_create,
+    account_delete,
     account_mrr_refresh,
+    account_restore,
     account_update,
     churn_events_record,
     contact_save,
@@ -23,6 +25,8 @@ from accounts.services import (
     queue_recompute,
     recompute_batch,
     soft_delete,
+    soft_delete_many,
+    soft_restore_many,
     subscription_add,
     subscription_change_price,
     subscription_end,
@@ -366,3 +370,86 @@ class TestChurnEventsRecord:
         with pytest.raises(DomainError, match="date"):
             churn_events_record(events=[(account.pk, "2025-03-31", "x")])
         assert not ChurnEvent.objects.exists()
+
+
+class TestSoftDelete:
+    def test_deleting_many_touches_fixes_each_accounts_last_touch_in_fixed_queries(self):
+        def setup(count: int) -> list[Account]:
+            accounts = factories.AccountFactory.create_batch(count)
+            for account in accounts:
+                touch_log(account=account, kind="call", occurred_at=days_ago(5), subject="Kept")
+                touch_log(account=account, kind="call", occurred_at=days_ago(1), subject="Dropped")
+            return accounts
+
+        def delete(accounts) -> int:
+            dropped = Touch.objects.filter(account__in=accounts, subject="Dropped")
+            with CaptureQueriesContext(connection) as queries:
+                assert soft_delete_many(queryset=dropped) == len(accounts)
+            return len(queries)
+
+        few, many = setup(2), setup(6)
+        assert delete(few) == delete(many)
+        for account in Account.objects.all():
+            kept = Touch.objects.get(account=account, subject="Kept")
+            assert account.last_touch_at == kept.occurred_at
+        assert Touch.objects.deleted().count() == 8 and Touch.objects.alive().count() == 8
+
+    def test_deleting_lines_of_several_accounts_queues_one_recompute(
+        self, task_runs, django_capture_on_commit_callbacks
+    ):
+        lines = factories.SubscriptionFactory.create_batch(3)
+        account_mrr_refresh()
+        with django_capture_on_commit_callbacks(execute=True):
+            soft_delete_many(queryset=Subscription.objects.filter(pk__in=[lines[0].pk, lines[1].pk]))
+        assert recomputed(task_runs) == [sorted([lines[0].account_id, lines[1].account_id])]
+        assert list(Account.objects.order_by("pk").values_list("mrr", flat=True)) == [
+            Decimal("0.00"),
+            Decimal("0.00"),
+            Decimal("1000.00"),
+        ]
+
+    def test_a_deleted_primary_contact_is_no_longer_primary(self):
+        contact = factories.ContactFactory(is_primary=True)
+        soft_delete(instance=contact)
+        contact.refresh_from_db()
+        assert contact.deleted_at is not None and not contact.is_primary
+
+    def test_deleting_an_account_recomputes_it_and_the_revenue_months(
+        self, task_runs, django_capture_on_commit_callbacks
+    ):
+        account = factories.SubscriptionFactory(start_date=D(2025, 1, 1)).account
+        factories.SubscriptionFactory(start_date=D(2025, 3, 1))  # another account keeps the history alive
+
+        with django_capture_on_commit_callbacks(execute=True):
+            account_delete(account=account)
+
+        account.refresh_from_db()
+        assert account.deleted_at is not None
+        assert recomputed(task_runs) == [[account.pk]]
+        assert revenue_recomputes(task_runs) == 1
+
+    def test_restoring_an_account_brings_it_back_and_recomputes_the_same(
+        self, task_runs, django_capture_on_commit_callbacks
+    ):
+        account = factories.SubscriptionFactory(start_date=D(2025, 1, 1)).account
+        account_delete(account=account)
+
+        with django_capture_on_commit_callbacks(execute=True):
+            restored = account_restore(account=account)
+
+        assert restored.deleted_at is None
+        assert Account.objects.alive().filter(pk=account.pk).exists()
+        assert recomputed(task_runs) == [[account.pk]]
+        assert revenue_recomputes(task_runs) == 1
+
+    def test_restoring_many_in_fixed_queries(self):
+        def restore(count: int) -> int:
+            accounts = factories.AccountFactory.create_batch(count)
+            ids = [a.pk for a in accounts]
+            soft_delete_many(queryset=Account.objects.filter(pk__in=ids))
+            with CaptureQueriesContext(connection) as queries:
+                assert soft_restore_many(queryset=Account.objects.filter(pk__in=ids)) == count
+            return len(queries)
+
+        assert restore(2) == restore(6)
+        assert not Account.objects.deleted().exists()
