@@ -13,7 +13,7 @@ from django.db.models import Max, Min
 from accounts.models import Account
 from accounts.services import account_mrr_refresh, tier_rules_apply
 from metrics.services.alerts import alerts_evaluate
-from metrics.services.health import health_recompute
+from metrics.services.health import health_recompute_reported
 from metrics.services.revenue import revenue_recompute
 
 CHUNK_SIZE = 5000
@@ -57,7 +57,7 @@ def recompute_revenue() -> int:
 
 @shared_task(**RETRYING)
 def recompute_health_chunk(low: int, high: int, on: str | None = None) -> int:
-    return health_recompute(on=_date(on), id_range=(low, high))
+    return health_recompute_reported(on=_date(on), id_range=(low, high))
 
 
 @shared_task(**RETRYING)
@@ -71,7 +71,7 @@ def recompute_accounts(account_ids: list[int]) -> int:
     """Event-driven: bring a few accounts' MRR, tier, health and alerts up to date after a change."""
     account_mrr_refresh(account_ids=account_ids)
     tier_rules_apply(account_ids=account_ids)
-    written = health_recompute(account_ids=account_ids)
+    written = health_recompute_reported(account_ids=account_ids)
     alerts_evaluate(account_ids=account_ids)
     return written
 

@@ -9,12 +9,13 @@ each walk an index), two read success-plan progress, then snapshots are upserted
 """
 
 import datetime
+import logging
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
 
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.db.models import (
     Avg,
     Count,
@@ -31,12 +32,13 @@ from django.db.models import (
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from accounts.models import Account, Touch
 from accounts.selectors import account_mrr_on_expression
 from csm.db import bulk_upsert
 from csm.exceptions import DomainError, full_clean
-from metrics.models import HealthBand, HealthComponent, HealthModel, HealthSnapshot, UsageRecord
+from metrics.models import HealthBand, HealthComponent, HealthModel, HealthSnapshot, RecomputeIssue, UsageRecord
 from success_plans.models import Initiative, SuccessPlan, Target
 
 Kind = HealthComponent.Kind
@@ -49,8 +51,18 @@ SCORE_PLACES = Decimal("0.1")
 VALUE = DecimalField(max_digits=18, decimal_places=4)
 
 
-class NoActiveHealthModel(Exception):
-    """No health model is marked active, so no score can be computed."""
+logger = logging.getLogger(__name__)
+
+
+class HealthModelUnusable(DomainError):
+    """No health model can score: none is active, or the active one's weights sum to zero.
+
+    `code` names the problem; background runs record it as a RecomputeIssue under that code.
+    """
+
+    NO_ACTIVE_MODEL = "no-active-health-model"
+    NO_WEIGHT = "health-model-without-weight"
+    CODES = (NO_ACTIVE_MODEL, NO_WEIGHT)
 
 
 def account_scope(account_ids: Iterable[int] | None = None, id_range: tuple[int, int] | None = None) -> Q:
@@ -69,10 +81,28 @@ def day_bounds(on: datetime.date) -> tuple[datetime.datetime, datetime.datetime]
     return start, timezone.make_aware(datetime.datetime.combine(on + ONE_DAY, datetime.time.min))
 
 
+def has_weight(weights: Iterable[Decimal]) -> bool:
+    """A model can score only when its weights sum to more than zero (none is negative)."""
+    return sum(weights, Decimal(0)) > 0
+
+
 def active_health_model() -> HealthModel:
+    """The model that scores accounts; HealthModelUnusable when there is none that can."""
     model = HealthModel.objects.filter(is_active=True).prefetch_related("components").first()
     if model is None:
-        raise NoActiveHealthModel("No health model is active; activate one in the admin.")
+        raise HealthModelUnusable(
+            _("No health model is active, so health scores were not recomputed; activate one."),
+            code=HealthModelUnusable.NO_ACTIVE_MODEL,
+        )
+    if not has_weight(c.weight for c in model.components.all()):
+        raise HealthModelUnusable(
+            _(
+                "The active health model (%(model)s) has weights that sum to zero, so health scores were not "
+                "recomputed; give a component a weight above zero."
+            )
+            % {"model": model},
+            code=HealthModelUnusable.NO_WEIGHT,
+        )
     return model
 
 
@@ -324,6 +354,56 @@ def health_recompute(
     return len(rows)
 
 
+def health_recompute_reported(
+    *,
+    on: datetime.date | None = None,
+    account_ids: Iterable[int] | None = None,
+    id_range: tuple[int, int] | None = None,
+) -> int:
+    """`health_recompute` for background runs; returns the snapshots written (0 when it cannot score).
+
+    The write that queued the run has already succeeded, so a model that cannot score is not raised: it
+    is logged and recorded as a RecomputeIssue (shown in the admin), and a run that scores marks such
+    issues resolved.
+    """
+    try:
+        written = health_recompute(on=on, account_ids=account_ids, id_range=id_range)
+    except HealthModelUnusable as problem:
+        logger.warning("Health not recomputed: %s", problem.message)
+        recompute_issue_report(code=problem.code, message=problem.message)
+        return 0
+    recompute_issue_resolve(codes=HealthModelUnusable.CODES)
+    return written
+
+
+def recompute_issue_report(*, code: str, message: str) -> None:
+    """Record that a recompute met a configuration problem: one row per code, counted, reopened if resolved."""
+    now = timezone.now()
+    seen = {
+        "occurrences": F("occurrences") + 1,
+        "message": message,
+        "last_seen_at": now,
+        "resolved_at": None,
+        "updated_at": now,
+    }
+    with transaction.atomic():
+        if RecomputeIssue.objects.filter(code=code).update(**seen):
+            return
+        try:
+            with transaction.atomic():
+                RecomputeIssue.objects.create(code=code, message=message, first_seen_at=now, last_seen_at=now)
+        except IntegrityError:  # a concurrent run recorded it first
+            RecomputeIssue.objects.filter(code=code).update(**seen)
+
+
+def recompute_issue_resolve(*, codes: Iterable[str]) -> int:
+    """Mark the open issues with these codes resolved (one UPDATE); returns how many were open."""
+    now = timezone.now()
+    return RecomputeIssue.objects.filter(code__in=list(codes), resolved_at__isnull=True).update(
+        resolved_at=now, updated_at=now
+    )
+
+
 def account_health_refresh(*, scope: Q) -> int:
     """Copy each account's latest snapshot into Account.health_score / health_band (one UPDATE)."""
     latest = HealthSnapshot.objects.filter(account=OuterRef("pk")).order_by("-date")
@@ -363,6 +443,7 @@ def health_recompute_range(
 # --- model versions -----------------------------------------------------------------------------
 
 COMPONENT_FIELDS = ("kind", "weight", "bad", "good", "metric", "per_metric", "order")
+WITHOUT_WEIGHT = gettext_lazy("A health model needs at least one component with a weight above zero.")
 
 
 @transaction.atomic
@@ -380,8 +461,8 @@ def health_model_publish(
     Versions are never edited once they have scored anything, so every snapshot keeps the version
     that produced it.
     """
-    if not any(Decimal(c.get("weight", 0)) > 0 for c in components):
-        raise DomainError(_("A health model needs at least one component with a weight above zero."))
+    if not has_weight(Decimal(c.get("weight") or 0) for c in components):
+        raise DomainError(WITHOUT_WEIGHT)
     version = (HealthModel.objects.aggregate(latest=Max("version"))["latest"] or 0) + 1
     if activate:
         HealthModel.objects.filter(is_active=True).update(is_active=False, updated_at=timezone.now())
@@ -404,3 +485,23 @@ def health_model_publish(
 def health_model_components(model: HealthModel) -> list[dict]:
     """A model's components as the plain dicts `health_model_publish` takes."""
     return [{name: getattr(c, name) for name in COMPONENT_FIELDS} for c in model.components.all()]
+
+
+@transaction.atomic
+def health_model_activate(*, model: HealthModel) -> HealthModel:
+    """Make `model` the one that scores accounts (retiring the active one); its components are untouched."""
+    if not has_weight(model.components.values_list("weight", flat=True)):
+        raise DomainError(WITHOUT_WEIGHT)
+    now = timezone.now()
+    HealthModel.objects.filter(is_active=True).exclude(pk=model.pk).update(is_active=False, updated_at=now)
+    HealthModel.objects.filter(pk=model.pk).update(is_active=True, updated_at=now)
+    model.is_active = True
+    return model
+
+
+@transaction.atomic
+def health_model_deactivate(*, model: HealthModel) -> HealthModel:
+    """Stop `model` scoring accounts. Until another is active, recomputes record the problem and score nothing."""
+    HealthModel.objects.filter(pk=model.pk, is_active=True).update(is_active=False, updated_at=timezone.now())
+    model.is_active = False
+    return model

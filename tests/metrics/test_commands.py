@@ -71,3 +71,17 @@ def test_recompute_metrics_runs_everything(paying):
     assert "1 health snapshots" in output
     assert HealthSnapshot.objects.filter(date=datetime.date(2026, 3, 31)).count() == 1
     assert RevenueMonth.objects.filter(segment_kind="all").exists()
+
+
+def test_without_an_active_model_recompute_metrics_runs_the_other_steps_and_warns(paying):
+    from metrics.models import HealthModel
+
+    HealthModel.objects.update(is_active=False)
+    err = StringIO()
+    out = StringIO()
+    call_command("recompute_metrics", "--date", "2026-03-31", stdout=out, stderr=err)
+    assert "No health model is active, so health scores were not recomputed; activate one." in err.getvalue()
+    assert "0 health snapshots" in out.getvalue()
+    assert RevenueMonth.objects.filter(segment_kind="all").exists()
+    with pytest.raises(CommandError, match="No health model is active"):
+        run("recompute_health", "--date", "2026-03-31")

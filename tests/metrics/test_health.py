@@ -283,3 +283,52 @@ def test_a_deleted_account_gets_no_new_snapshots(account):
     assert list(HealthSnapshot.objects.filter(account=account).values_list("date", flat=True)) == [
         ON - datetime.timedelta(days=1)
     ]
+
+
+class TestAModelThatCannotScore:
+    def test_weights_summing_to_zero_refuse_and_keep_existing_snapshots(self, account):
+        from metrics.services.health import HealthModelUnusable
+
+        health_recompute(on=ON)
+        HealthComponent.objects.update(weight=0)
+        with pytest.raises(HealthModelUnusable, match="weights that sum to zero") as error:
+            health_recompute(on=ON)
+        assert error.value.code == "health-model-without-weight"
+        assert HealthSnapshot.objects.filter(account=account, date=ON).count() == 1
+
+    def test_no_active_model_refuses_and_keeps_existing_snapshots(self, account):
+        from csm.exceptions import DomainError
+        from metrics.services.health import HealthModelUnusable
+
+        health_recompute(on=ON)
+        HealthModel.objects.update(is_active=False)
+        with pytest.raises(HealthModelUnusable, match="No health model is active") as error:
+            health_recompute(on=ON)
+        assert isinstance(error.value, DomainError)
+        assert error.value.code == "no-active-health-model"
+        assert HealthSnapshot.objects.filter(account=account, date=ON).count() == 1
+
+
+class TestActivation:
+    def test_deactivating_and_activating_a_version_keeps_its_components(self, account):
+        from metrics.services.health import health_model_activate, health_model_deactivate, health_model_publish
+
+        health_recompute(on=ON)
+        old = HealthModel.objects.get(is_active=True)
+        new = health_model_publish(components=[{"kind": "sentiment", "weight": Decimal(1), "bad": -1, "good": 1}])
+        health_model_activate(model=old)
+        assert list(HealthModel.objects.filter(is_active=True)) == [old]
+        assert old.components.count() == 6 and new.components.count() == 1
+        health_model_deactivate(model=old)
+        assert not HealthModel.objects.filter(is_active=True).exists()
+        assert HealthModel.objects.count() == 2
+
+    def test_a_version_without_weight_cannot_be_activated(self):
+        from csm.exceptions import DomainError
+        from metrics.services.health import health_model_activate
+
+        model = factories.HealthModelFactory()
+        factories.HealthComponentFactory(model=model, weight=0)
+        with pytest.raises(DomainError, match="at least one component with a weight above zero"):
+            health_model_activate(model=model)
+        assert not HealthModel.objects.get(pk=model.pk).is_active

@@ -1,6 +1,7 @@
 """Celery tasks: event-driven recompute after commit, the nightly chain, and a real worker on Redis."""
 
 import datetime
+import logging
 import os
 from decimal import Decimal
 
@@ -8,11 +9,19 @@ import pytest
 from django.conf import settings
 from django.utils import timezone
 
-from accounts.models import Account
+from accounts.models import Account, Subscription, Touch
 from accounts.services import subscription_add, touch_log
-from metrics.models import Alert, HealthSnapshot, UsageRecord
+from metrics.models import (
+    Alert,
+    HealthComponent,
+    HealthModel,
+    HealthSnapshot,
+    RecomputeIssue,
+    RevenueMonth,
+    UsageRecord,
+)
 from metrics.services.usage import usage_records_upsert
-from metrics.tasks import id_ranges, nightly, nightly_workflow
+from metrics.tasks import id_ranges, nightly, nightly_workflow, recompute_accounts
 from tests import factories
 
 
@@ -70,6 +79,72 @@ class TestEventDriven:
         assert set(error.value.message_dict) == {"1"}
         assert len(error.value.message_dict["1"]) == 2
         assert not UsageRecord.objects.exists()
+
+
+@pytest.mark.django_db
+class TestNoActiveHealthModel:
+    """Writes still succeed; the queued recompute reports the problem and runs every other step."""
+
+    def test_logging_a_touch_commits_and_the_recompute_records_the_problem(
+        self, django_capture_on_commit_callbacks, caplog
+    ):
+        account = paying_account(
+            tier=factories.default_tier("tech-touch"), renewal_date=timezone.localdate() + datetime.timedelta(days=20)
+        )
+        Subscription.objects.filter(account=account).update(mrr=Decimal(9000))  # MRR and tier are stale
+        HealthModel.objects.update(is_active=False)
+
+        with django_capture_on_commit_callbacks(execute=True), caplog.at_level(logging.WARNING):
+            touch = touch_log(account=account, kind="call", occurred_at=timezone.now(), subject="Call", sentiment=1)
+
+        assert Touch.objects.filter(pk=touch.pk).exists()
+        account.refresh_from_db()
+        assert (account.mrr, account.tier.slug) == (Decimal(9000), "high-touch")  # MRR and tier steps ran
+        assert Alert.objects.filter(account=account, rule__kind="renewal_risk").exists()  # so did alerts
+        assert not HealthSnapshot.objects.exists()
+        issue = RecomputeIssue.objects.get()
+        assert (issue.code, issue.occurrences, issue.resolved_at) == ("no-active-health-model", 1, None)
+        assert issue.message == "No health model is active, so health scores were not recomputed; activate one."
+        assert [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING] == [
+            "Health not recomputed: No health model is active, so health scores were not recomputed; activate one."
+        ]
+
+        first_seen = issue.first_seen_at
+        recompute_accounts.delay([account.pk])
+        issue.refresh_from_db()
+        assert issue.occurrences == 2 and issue.first_seen_at == first_seen < issue.last_seen_at
+
+        # Once a model is active again, the next recompute scores and marks the problem resolved.
+        HealthModel.objects.filter(version=1).update(is_active=True)
+        recompute_accounts.delay([account.pk])
+        issue.refresh_from_db()
+        assert issue.resolved_at is not None and issue.occurrences == 2
+        assert HealthSnapshot.objects.filter(account=account).exists()
+
+    def test_a_problem_seen_again_after_it_was_resolved_is_open_again(self):
+        account = paying_account()
+        HealthComponent.objects.update(weight=0)
+        recompute_accounts.delay([account.pk])
+        HealthComponent.objects.update(weight=1)
+        recompute_accounts.delay([account.pk])
+        HealthComponent.objects.update(weight=0)
+        recompute_accounts.delay([account.pk])
+        issue = RecomputeIssue.objects.get()
+        assert (issue.code, issue.occurrences, issue.resolved_at) == ("health-model-without-weight", 2, None)
+
+    def test_the_nightly_chain_runs_every_other_step(self):
+        account = paying_account(tier=factories.default_tier("tech-touch"))
+        Subscription.objects.filter(account=account).update(mrr=Decimal(9000))
+        factories.HealthSnapshotFactory(account=account, date=timezone.localdate())
+        HealthModel.objects.update(is_active=False)
+
+        nightly.delay()
+
+        account.refresh_from_db()
+        assert (account.mrr, account.tier.slug) == (Decimal(9000), "high-touch")
+        assert RevenueMonth.objects.exists()
+        assert HealthSnapshot.objects.filter(account=account, date=timezone.localdate()).count() == 1  # kept
+        assert RecomputeIssue.objects.get().code == "no-active-health-model"
 
 
 @pytest.mark.django_db

@@ -6,7 +6,7 @@ from django.utils import timezone
 from tqdm import tqdm
 
 from accounts.models import Account
-from metrics.services.health import NoActiveHealthModel, health_recompute_range
+from metrics.services.health import HealthModelUnusable, health_recompute_range
 
 
 def parse_date(value: str) -> datetime.date:
@@ -62,6 +62,6 @@ class Command(BaseCommand):
                 written = health_recompute_range(
                     first=first, last=last, account_ids=account_ids, progress=lambda _d: bar.update()
                 )
-            except NoActiveHealthModel as error:
-                raise CommandError(str(error)) from None
+            except HealthModelUnusable as error:
+                raise CommandError(error.message) from None
         self.stdout.write(self.style.SUCCESS(f"{written} snapshots written for {days} day(s), {first} to {last}."))
