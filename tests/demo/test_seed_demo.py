@@ -13,12 +13,12 @@ from django.core.management.base import CommandError
 from django.db.models import Count, Exists, F, Max, Min, OuterRef, Sum
 from django.utils import timezone
 
-from accounts.models import Account, Contact, Subscription, Tier, TierAssignment, Touch
+from accounts.models import Account, ChurnEvent, Contact, Subscription, Tier, TierAssignment, Touch
 from demo.generator import CHURN_REASONS, CSM_PASSWORD, USAGE_DAYS, demo_flush
 from metrics.models import AlertRule, HealthModel, RevenueMonth, UsageRecord
 from metrics.selectors import drilldown
 from metrics.services.revenue import revenue_recompute
-from success_plans.models import Goal, Initiative, SuccessPlan, Target
+from success_plans.models import Goal, Initiative, SuccessPlan, Target, TargetMeasurement
 
 pytestmark = pytest.mark.django_db
 
@@ -303,6 +303,34 @@ class TestSeededData:
                 assert account.customer_since < TODAY
                 assert account.churn_reason == ""
 
+    def test_every_churn_has_its_event_with_a_reason(self, seeded):
+        reasons = {reason for reason, _weight in CHURN_REASONS}
+        lines = revenue_lines()
+        # The days an account's MRR fell to zero, from its lines: only a line's end can do that.
+        churn_days = {
+            pk: {
+                end
+                for _mrr, _start, end in account_lines
+                if end is not None
+                and mrr_on(account_lines, end - datetime.timedelta(days=1)) > 0
+                and mrr_on(account_lines, end) == 0
+            }
+            for pk, account_lines in lines.items()
+        }
+        events = defaultdict(dict)
+        for account_id, churned_on, reason in ChurnEvent.objects.values_list("account", "churned_on", "reason"):
+            events[account_id][churned_on] = reason
+
+        for account in Account.objects.all():
+            assert set(events[account.pk]) == churn_days[account.pk], account.external_id
+            assert set(events[account.pk].values()) <= reasons, account.external_id
+            if account.churned_at is not None:
+                assert events[account.pk][account.churned_at] == account.churn_reason
+        # Accounts that came back keep the churn they came back from.
+        assert any(
+            days and account.churned_at is None for account in Account.objects.all() if (days := events[account.pk])
+        )
+
     def test_the_history_has_every_kind_of_revenue_movement(self, seeded):
         movements = revenue_movements()
 
@@ -376,17 +404,80 @@ class TestSeededData:
             )
             assert last_30.aggregate(total=Sum("value"))["total"] < prior_30.aggregate(total=Sum("value"))["total"]
 
-    def test_success_plans(self, seeded):
-        plans = SuccessPlan.objects.all()
-        assert plans.exists()
-        assert not plans.filter(account__churned_at__isnull=False).exists()
-        assert Goal.objects.exists() and Target.objects.exists() and Initiative.objects.exists()
-        for target in Target.objects.filter(usage_metric="active_users").select_related("goal__plan"):
-            latest = UsageRecord.objects.get(account=target.goal.plan.account_id, metric="active_users", date=TODAY)
-            assert target.current_value == latest.value
-        assert not Target.objects.filter(target_value=F("baseline")).exists()
-        for goal in Goal.objects.filter(status=Goal.Status.ACHIEVED):
-            assert goal.achieved_at is not None and goal.achieved_at < TODAY
+    def test_each_plan_comes_from_the_playbook_for_the_accounts_tier_or_stage(self, seeded):
+        by_tier = {"High touch": "Onboarding (High touch)", "Low touch": "Adoption (Low touch)"}
+        plans = list(SuccessPlan.objects.select_related("account__tier", "template"))
+
+        assert {plan.title for plan in plans} == {"Renewal readiness", *by_tier.values()}
+        for plan in plans:
+            account = plan.account
+            assert account.churned_at is None, account.external_id
+            wanted = "Renewal readiness" if account.lifecycle_stage == "renewal" else by_tier[account.tier.name]
+            assert plan.template.name == plan.title == wanted, account.external_id
+            template_goals = list(plan.template.goals.order_by("order").values_list("title", "due_in_days"))
+            goals = [(goal.title, (goal.due_date - plan.start_date).days) for goal in plan.goals.order_by("order")]
+            assert goals == template_goals, account.external_id
+            assert plan.start_date <= TODAY
+        # Tech-touch accounts run on automated programmes: a plan only when their renewal is near.
+        assert (
+            not SuccessPlan.objects.filter(account__tier__slug="tech-touch")
+            .exclude(account__lifecycle_stage="renewal")
+            .exists()
+        )
+
+    def test_plans_have_moved_on_since_they_started(self, seeded):
+        goals = list(Goal.objects.select_related("plan"))
+        assert {goal.status for goal in goals} >= {Goal.Status.ACHIEVED, Goal.Status.IN_PROGRESS}
+        for goal in goals:
+            if goal.status == Goal.Status.ACHIEVED:
+                assert goal.plan.start_date <= goal.achieved_at < TODAY, goal
+            else:
+                assert goal.achieved_at is None, goal
+            if goal.status == Goal.Status.ABANDONED:
+                assert goal.status_reason, goal
+        for plan in SuccessPlan.objects.prefetch_related("goals"):
+            statuses = {goal.status for goal in plan.goals.all()}
+            if plan.status == SuccessPlan.Status.ACHIEVED:
+                assert statuses == {Goal.Status.ACHIEVED} and plan.closed_at is not None
+            elif plan.status == SuccessPlan.Status.ABANDONED:
+                assert plan.status_reason and plan.closed_at is not None
+                assert statuses <= {Goal.Status.ACHIEVED, Goal.Status.ABANDONED}
+            elif plan.status == SuccessPlan.Status.DRAFT:
+                assert statuses == {Goal.Status.NOT_STARTED}
+        # Time to value: some onboarding plans reached their first goal.
+        assert Goal.objects.filter(plan__title="Onboarding (High touch)", order=0, status=Goal.Status.ACHIEVED).exists()
+        for initiative in Initiative.objects.all():
+            assert (initiative.status == Initiative.Status.DONE) == (initiative.completed_at is not None), initiative
+            assert (initiative.status == Initiative.Status.BLOCKED) == bool(initiative.status_reason), initiative
+
+    def test_targets_show_their_latest_reading_and_usage_targets_follow_usage(self, seeded):
+        readings = defaultdict(list)
+        for target_id, value, measured_at, source, pk in TargetMeasurement.objects.values_list(
+            "target", "value", "measured_at", "source", "pk"
+        ):
+            readings[target_id].append((measured_at, pk, value, source))
+        active_today = dict(
+            UsageRecord.objects.filter(metric="active_users", date=TODAY).values_list("account", "value")
+        )
+        targets = list(Target.objects.select_related("goal__plan"))
+        assert readings
+        open_statuses = (SuccessPlan.Status.DRAFT, SuccessPlan.Status.ACTIVE)
+        followed = 0
+
+        for target in targets:
+            assert target.target_value != target.baseline, target
+            history = sorted(readings[target.pk])
+            if not history:
+                assert (target.current_value, target.measured_at) == (None, None), target
+                continue
+            measured_at, _pk, value, source = history[-1]
+            assert (target.current_value, target.measured_at) == (value, measured_at), target
+            assert measured_at.date() <= TODAY
+            if target.usage_metric == "active_users" and target.goal.plan.status in open_statuses:
+                assert source == TargetMeasurement.Source.USAGE
+                assert value == active_today[target.goal.plan.account_id], target
+                followed += 1
+        assert followed
 
 
 # --- the revenue bridge over the demo data -----------------------------------------------------
@@ -564,6 +655,15 @@ def test_no_tiers_is_a_clear_error_and_writes_nothing():
         seed(accounts=5)
 
     assert not get_user_model().objects.exists()
+
+
+def test_a_day_in_the_future_is_refused_and_nothing_is_written():
+    tomorrow = timezone.localdate() + datetime.timedelta(days=1)
+
+    with pytest.raises(CommandError, match="future"):
+        call_command("seed_demo", "--accounts", "3", "--today", tomorrow.isoformat(), stdout=StringIO())
+
+    assert not Account.objects.exists() and not get_user_model().objects.exists()
 
 
 def test_today_defaults_to_the_local_date():

@@ -32,7 +32,8 @@ class _BarStream:
 class Command(BaseCommand):
     help = (
         "Create a realistic, deterministic demo data set: CSM users and an admin login, accounts with "
-        "contacts, two years of subscription history, tiers, touches, 120 days of usage and success plans. "
+        "contacts, two years of subscription history and churns, tiers, touches, 120 days of usage and success "
+        "plans from the playbooks. "
         "The same --accounts, --seed and --today always give the same data. Refuses to run on a database "
         "that already has accounts unless --flush or --if-empty is given."
     )
@@ -55,7 +56,7 @@ class Command(BaseCommand):
             "--today",
             metavar="YYYY-MM-DD",
             help="The day the history ends on: subscriptions, touches and usage run up to it "
-            "(default: today in the configured time zone). Fix it for reproducible data.",
+            "(default: today in the configured time zone; not later). Fix it for reproducible data.",
         )
         parser.add_argument(
             "--flush",
