@@ -11,6 +11,7 @@ from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal
+from typing import NamedTuple
 
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -159,8 +160,29 @@ def history_from_lines(lines: list[Line], labels: dict[int, dict[str, str]], las
 # --- movements ------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Movement:
+# The bridge's money figures (RevenueMonth's field names), in the order the bridge reads.
+FIGURES = (
+    "start_mrr",
+    "new_mrr",
+    "reactivation_mrr",
+    "expansion_mrr",
+    "upsell_mrr",
+    "cross_sell_mrr",
+    "contraction_mrr",
+    "churned_mrr",
+    "end_mrr",
+)
+# The figure each kind of movement adds its amount to.
+KIND_FIGURE = {
+    "new": "new_mrr",
+    "reactivation": "reactivation_mrr",
+    "expansion": "expansion_mrr",
+    "contraction": "contraction_mrr",
+    "churn": "churned_mrr",
+}
+
+
+class Movement(NamedTuple):
     """What one account did in one month. `kind` is new, reactivation, expansion, contraction, churn or ''."""
 
     account_id: int
@@ -173,6 +195,25 @@ class Movement:
     @property
     def upsell(self) -> Decimal:
         return self.amount - self.cross_sell if self.kind == "expansion" else ZERO
+
+    def figures(self) -> dict[str, Decimal]:
+        """This account's non-zero part of each bridge figure (see FIGURES) in this month.
+
+        The bridge adds these up per segment and a drill-down lists them, so the two always agree.
+        """
+        parts = {}
+        if self.start:
+            parts["start_mrr"] = self.start
+        if self.end:
+            parts["end_mrr"] = self.end
+        if self.kind:
+            parts[KIND_FIGURE[self.kind]] = self.amount
+        if self.kind == "expansion":
+            if self.upsell:
+                parts["upsell_mrr"] = self.upsell
+            if self.cross_sell:
+                parts["cross_sell_mrr"] = self.cross_sell
+        return parts
 
 
 def movement(history: AccountHistory, offset: int) -> Movement:
@@ -237,15 +278,15 @@ def trailing_retention_by_segment(history: MrrHistory, month: int) -> dict[tuple
     ('all', '') always, whose figures are None without one.
     """
     now = month - history.first
-    everyone = (SegmentKind.ALL, "")
     # Running sums as lists (base, now, kept, accounts): this runs for every month of the bridge.
+    everyone = (SegmentKind.ALL, "")
     sums: dict[tuple[str, str], list] = {everyone: [ZERO, ZERO, ZERO, 0]}
     if 12 <= now <= history.last - history.first:
         for account in history.accounts.values():
             before = account.mrr[now - 12]
             if before <= 0:
                 continue
-            after = account.at(now)
+            after = account.mrr[now]
             kept = min(before, after)
             for key in (everyone, *account.segments.items()):
                 total = sums.get(key)

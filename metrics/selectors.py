@@ -10,7 +10,7 @@ others read the stored RevenueMonth rows or aggregate in the database.
 import datetime
 import math
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from decimal import Decimal
 from typing import TypedDict
 
@@ -21,11 +21,11 @@ from django.utils.translation import gettext as _
 from accounts.models import Account, ChurnEvent, Subscription
 from csm.exceptions import DomainError
 from metrics.history import (
+    FIGURES,
     MONEY_PLACES,
     RATE_PLACES,
     ZERO,
     AccountHistory,
-    Movement,
     MrrHistory,
     check_month_range,
     load_history,
@@ -38,7 +38,6 @@ from metrics.history import (
     trailing_retention_by_segment,
 )
 from metrics.models import RevenueMonth
-from metrics.services.revenue import FIGURES
 from success_plans.models import Goal, SuccessPlan
 
 SegmentKind = RevenueMonth.SegmentKind
@@ -51,19 +50,6 @@ TENURE_BANDS: tuple[tuple[str, int, int | None], ...] = (
     ("13–24", 13, 24),
     ("25+", 25, None),
 )
-
-# How much of a month's movement each bridge figure counts, so a drill-down always equals the bridge.
-FIGURE_AMOUNT: dict[str, Callable[[Movement], Decimal]] = {
-    "start_mrr": lambda move: move.start,
-    "end_mrr": lambda move: move.end,
-    "new_mrr": lambda move: move.amount if move.kind == "new" else ZERO,
-    "reactivation_mrr": lambda move: move.amount if move.kind == "reactivation" else ZERO,
-    "expansion_mrr": lambda move: move.amount if move.kind == "expansion" else ZERO,
-    "upsell_mrr": lambda move: move.upsell,
-    "cross_sell_mrr": lambda move: move.cross_sell if move.kind == "expansion" else ZERO,
-    "contraction_mrr": lambda move: move.amount if move.kind == "contraction" else ZERO,
-    "churned_mrr": lambda move: move.amount if move.kind == "churn" else ZERO,
-}
 
 
 class Retention(TypedDict):
@@ -576,10 +562,10 @@ def drilldown(
     """The accounts behind one bridge figure of `month` and segment, largest amount first.
 
     amount is the account's share of the figure (CSM_CURRENCY); the amounts add up to the bridge's
-    figure exactly, being classified by the same `movement()`. start and end are the account's MRR at
+    figure exactly, both being made of the same `Movement.figures()`. start and end are the account's MRR at
     the previous and this month end. One query (names) beyond the history.
     """
-    if figure not in FIGURE_AMOUNT:
+    if figure not in FIGURES:
         raise DomainError(
             _("'%(figure)s' is not a bridge figure; use one of %(figures)s.")
             % {"figure": figure, "figures": ", ".join(FIGURES)}
@@ -587,13 +573,12 @@ def drilldown(
     _check_segment_kind(segment_kind)
     history = _history(history, month)
     offset = _offset(history, month)
-    amount_of = FIGURE_AMOUNT[figure]
     found = []
     for account in history.accounts.values():
         if segment_kind != SegmentKind.ALL and account.segments.get(segment_kind) != segment:
             continue
         move = movement(account, offset)
-        amount = amount_of(move)
+        amount = move.figures().get(figure, ZERO)
         if amount:
             found.append((account.account_id, amount, move))
     if not found:

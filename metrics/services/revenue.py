@@ -14,6 +14,7 @@ from django.utils import timezone
 
 from csm.db import bulk_upsert
 from metrics.history import (
+    FIGURES,
     MONEY_PLACES,
     ZERO,
     MrrHistory,
@@ -31,17 +32,6 @@ from metrics.models import RevenueMonth
 # --- the bridge -----------------------------------------------------------------------------------
 
 
-FIGURES = (
-    "start_mrr",
-    "new_mrr",
-    "reactivation_mrr",
-    "expansion_mrr",
-    "upsell_mrr",
-    "cross_sell_mrr",
-    "contraction_mrr",
-    "churned_mrr",
-    "end_mrr",
-)
 COUNTS = (
     "start_accounts",
     "new_accounts",
@@ -52,12 +42,13 @@ COUNTS = (
     "end_accounts",
 )
 TRAILING = ("trailing_nrr", "trailing_grr")
-MOVEMENT_FIGURE = {
-    "new": ("new_mrr", "new_accounts"),
-    "reactivation": ("reactivation_mrr", "reactivated_accounts"),
-    "expansion": ("expansion_mrr", "expanding_accounts"),
-    "contraction": ("contraction_mrr", "contracting_accounts"),
-    "churn": ("churned_mrr", "churned_accounts"),
+# The count each kind of movement adds one to.
+KIND_COUNT = {
+    "new": "new_accounts",
+    "reactivation": "reactivated_accounts",
+    "expansion": "expanding_accounts",
+    "contraction": "contracting_accounts",
+    "churn": "churned_accounts",
 }
 
 
@@ -90,21 +81,17 @@ def bridge(history: MrrHistory, first: int, last: int) -> dict[tuple[int, str, s
     for month in range(first, last + 1):
         month_rows = {everyone: blank.copy()}
         for account, move in movements(history, month):
+            parts = move.figures()
             for key in segments[account.account_id]:
                 row = month_rows.get(key)
                 if row is None:
                     row = month_rows[key] = blank.copy()
-                row["start_mrr"] += move.start
-                row["end_mrr"] += move.end
+                for figure, amount in parts.items():
+                    row[figure] += amount
                 row["start_accounts"] += move.start > 0
                 row["end_accounts"] += move.end > 0
                 if move.kind:
-                    money, count = MOVEMENT_FIGURE[move.kind]
-                    row[money] += move.amount
-                    row[count] += 1
-                if move.kind == "expansion":
-                    row["cross_sell_mrr"] += move.cross_sell
-                    row["upsell_mrr"] += move.upsell
+                    row[KIND_COUNT[move.kind]] += 1
         # A segment whose accounts of a year ago have all gone still has a row: its retention is 0.
         for key, retention in trailing_retention_by_segment(history, month).items():
             row = month_rows.get(key)

@@ -8,9 +8,9 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from csm.exceptions import DomainError
-from metrics.history import parse_month
+from metrics.history import FIGURES, parse_month
 from metrics.models import RevenueMonth
-from metrics.services.revenue import COUNTS, FIGURES, revenue_recompute
+from metrics.services.revenue import COUNTS, revenue_recompute
 from tests import factories
 
 D = datetime.date

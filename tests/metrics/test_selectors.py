@@ -14,11 +14,12 @@ from django.utils import timezone
 from accounts.models import Account
 from csm.exceptions import DomainError
 from metrics import selectors
-from metrics.history import load_history
+from metrics.history import FIGURES, load_history
 from metrics.models import RevenueMonth
-from metrics.services.revenue import FIGURES, revenue_recompute
+from metrics.services.revenue import revenue_recompute
 from success_plans.models import Goal, SuccessPlan
 from tests import factories
+from tests.metrics.reference import Reference
 from tests.metrics.test_revenue import LINES
 
 D = datetime.date
@@ -516,24 +517,73 @@ def test_drilldown_lists_the_accounts_behind_a_figure(bridge):
         selectors.drilldown(month=D(2025, 7, 1), figure="mrr")
 
 
-def test_drilldown_always_adds_up_to_the_stored_bridge(bridge):
+# The money figures the bridge stores, read from the model rather than from the code under test.
+STORED_FIGURES = [field.name for field in RevenueMonth._meta.get_fields() if field.name.endswith("_mrr")]
+
+
+def portfolio_lines(accounts: dict[str, Account]) -> tuple[list, dict]:
+    """LINES as (account id, product, mrr, start, end), and each account's segments, from the fixture."""
+    lines = [
+        (accounts[name].pk, product, Decimal(mrr), start, end)
+        for name, (_tier, _region, account_lines) in LINES.items()
+        for product, mrr, start, end in account_lines
+    ]
+    labels = {
+        account.pk: {
+            "tier": account.tier.name if account.tier else "",
+            "industry": account.industry,
+            "region": account.region,
+            "owner": account.owner.username if account.owner else "",
+        }
+        for account in accounts.values()
+    }
+    return lines, labels
+
+
+def test_drilldown_matches_an_independent_computation_and_the_stored_bridge(bridge):
+    reference = Reference(*portfolio_lines(bridge))
     history = load_history(until=D(2026, 2, 1))
-    rows = RevenueMonth.objects.all()
+    rows = list(RevenueMonth.objects.all())
     assert len(rows) > 50
     for row in rows:
-        for figure in FIGURES:
+        # Each account's part of each figure, by SPEC 4 straight from the lines, for the row's segment.
+        members = {
+            account: figures
+            for account, figures in reference.figures(row.month).items()
+            if (row.segment_kind, row.segment) in reference.segments(account)
+        }
+        for figure in STORED_FIGURES:
+            expected = {account: figures[figure] for account, figures in members.items() if figure in figures}
             found = selectors.drilldown(
                 month=row.month, figure=figure, segment_kind=row.segment_kind, segment=row.segment, history=history
             )
-            assert sum((r["amount"] for r in found), Decimal(0)) == getattr(row, figure), (row, figure)
-        starting = selectors.drilldown(
-            month=row.month, figure="start_mrr", segment_kind=row.segment_kind, segment=row.segment, history=history
-        )
-        assert len(starting) == row.start_accounts
+            assert {r["account_id"]: r["amount"] for r in found} == expected, (row, figure)
+            assert sum(expected.values(), Decimal(0)) == getattr(row, figure), (row, figure)
+        assert sum("start_mrr" in figures for figures in members.values()) == row.start_accounts, row
 
 
-def test_every_bridge_figure_has_a_drilldown():
-    assert set(selectors.FIGURE_AMOUNT) == set(FIGURES)
+# For each money figure the bridge stores: a month and segment of LINES, and the accounts behind that
+# figure there, worked out by hand from LINES, largest first.
+DRILLDOWN_BY_HAND = {
+    "start_mrr": ("2025-06", "tier", "High touch", [("C", 2000), ("B", 1200), ("I", 1000), ("F", 800)]),
+    "new_mrr": ("2025-03", "all", "", [("G", 600)]),  # G starts on 15 March
+    "reactivation_mrr": ("2025-09", "all", "", [("E", 400)]),  # E is back in September
+    "expansion_mrr": ("2025-04", "all", "", [("B", 200)]),  # B's price change, 1000 -> 1200
+    "upsell_mrr": ("2025-10", "region", "APAC", [("I", 100)]),  # I's Platform 1000 -> 1100
+    "cross_sell_mrr": ("2025-07", "region", "EMEA", [("F", 200)]),  # F adds Analytics
+    "contraction_mrr": ("2025-06", "all", "", [("C", 500)]),  # C's downgrade, 2000 -> 1500
+    "churned_mrr": ("2025-08", "tier", "Low touch", [("D", 500)]),  # D's line ends on 1 August
+    "end_mrr": ("2025-02", "tier", "Low touch", [("H", 700), ("D", 500), ("E", 300), ("J", 250)]),
+}
+
+
+def test_every_bridge_figure_has_a_drilldown(bridge):
+    assert set(DRILLDOWN_BY_HAND) == set(STORED_FIGURES)
+    for figure, (month, kind, segment, expected) in DRILLDOWN_BY_HAND.items():
+        first_day = D(*map(int, month.split("-")), 1)
+        found = selectors.drilldown(month=first_day, figure=figure, segment_kind=kind, segment=segment)
+        assert [(r["name"], r["amount"]) for r in found] == [(name, Decimal(v)) for name, v in expected], figure
+        assert getattr(stored(first_day, kind, segment), figure) == sum(Decimal(v) for _name, v in expected), figure
 
 
 # --- bad input ------------------------------------------------------------------------------------
