@@ -10,6 +10,10 @@ import datetime
 from collections import defaultdict
 from decimal import Decimal
 
+from metrics.models import RevenueMonth
+
+# The money figures the bridge stores, read from the model rather than from the code under test.
+STORED_FIGURES = [field.name for field in RevenueMonth._meta.get_fields() if field.name.endswith("_mrr")]
 # (account id, product, mrr, start, exclusive end or None)
 Line = tuple[int, str, Decimal, datetime.date, datetime.date | None]
 SIX_PLACES = Decimal("0.000001")
@@ -99,6 +103,15 @@ class Reference:
 
     def segments(self, account: int) -> list[tuple[str, str]]:
         return [("all", ""), *self.labels.get(account, {}).items()]
+
+    def drilldown(self, month: datetime.date, kind: str, segment: str) -> dict[str, dict[int, Decimal]]:
+        """Per bridge figure, the accounts of one segment behind it in `month` and their non-zero amounts."""
+        result = defaultdict(dict)
+        for account, figures in self.figures(month).items():
+            if (kind, segment) in self.segments(account):
+                for figure, amount in figures.items():
+                    result[figure][account] = amount
+        return result
 
     def trailing(self, month: datetime.date) -> dict[tuple[str, str], tuple[Decimal | None, Decimal | None]]:
         """(NRR, GRR) per segment with accounts paying at the end of the month a year before `month`."""

@@ -1,14 +1,16 @@
 """Properties of the revenue bridge (SPEC 4) that hold for any subscription history."""
 
 import datetime
+from collections import defaultdict
 from decimal import Decimal
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from metrics import selectors
-from metrics.history import SegmentKind, history_from_lines, month_index
-from metrics.services.revenue import COUNTS, FIGURES, bridge
+from metrics.history import FIGURES, SegmentKind, history_from_lines, month_index
+from metrics.services.revenue import COUNTS, bridge
+from tests.metrics.reference import STORED_FIGURES, Reference
 
 D = datetime.date
 FIRST_DAY = D(2024, 1, 1)
@@ -81,6 +83,33 @@ def test_the_bridge_balances_for_any_history(portfolio):
             parts = [row for (m, k, _), row in rows.items() if m == month and k == kind]
             for name in FIGURES + COUNTS:
                 assert sum(part[name] for part in parts) == total[name], (month, kind, name)
+
+
+@settings(max_examples=100, deadline=None)
+@given(portfolios())
+def test_the_bridge_equals_an_independent_computation_for_any_history(portfolio):
+    lines, labels = portfolio
+    history = history_from_lines(lines, labels, LAST)
+    rows = bridge(history, history.first + 1, history.last)
+    reference = Reference(lines, labels)
+    for month in history.months[1:]:
+        first_day = D(month // 12, month % 12 + 1, 1)
+        expected = defaultdict(lambda: dict.fromkeys(STORED_FIGURES, Decimal(0)) | {"accounts": [0, 0]})
+        for account, figures in reference.figures(first_day).items():
+            for segment in reference.segments(account):
+                for figure, amount in figures.items():
+                    expected[segment][figure] += amount
+                expected[segment]["accounts"][0] += "start_mrr" in figures
+                expected[segment]["accounts"][1] += "end_mrr" in figures
+        trailing = reference.trailing(first_day)
+        keys = {("all", ""), *expected, *trailing}
+        assert {(kind, segment) for m, kind, segment in rows if m == month} == keys, first_day
+        for kind, segment in keys:
+            row, wanted = rows[(month, kind, segment)], expected[(kind, segment)]
+            where = (first_day, kind, segment)
+            assert {figure: row[figure] for figure in STORED_FIGURES} == {f: wanted[f] for f in STORED_FIGURES}, where
+            assert [row["start_accounts"], row["end_accounts"]] == wanted["accounts"], where
+            assert (row["trailing_nrr"], row["trailing_grr"]) == trailing.get((kind, segment), (None, None)), where
 
 
 @settings(max_examples=200, deadline=None)

@@ -19,7 +19,7 @@ from metrics.models import RevenueMonth
 from metrics.services.revenue import revenue_recompute
 from success_plans.models import Goal, SuccessPlan
 from tests import factories
-from tests.metrics.reference import Reference
+from tests.metrics.reference import STORED_FIGURES, Reference
 from tests.metrics.test_revenue import LINES
 
 D = datetime.date
@@ -517,10 +517,6 @@ def test_drilldown_lists_the_accounts_behind_a_figure(bridge):
         selectors.drilldown(month=D(2025, 7, 1), figure="mrr")
 
 
-# The money figures the bridge stores, read from the model rather than from the code under test.
-STORED_FIGURES = [field.name for field in RevenueMonth._meta.get_fields() if field.name.endswith("_mrr")]
-
-
 def portfolio_lines(accounts: dict[str, Account]) -> tuple[list, dict]:
     """LINES as (account id, product, mrr, start, end), and each account's segments, from the fixture."""
     lines = [
@@ -547,19 +543,15 @@ def test_drilldown_matches_an_independent_computation_and_the_stored_bridge(brid
     assert len(rows) > 50
     for row in rows:
         # Each account's part of each figure, by SPEC 4 straight from the lines, for the row's segment.
-        members = {
-            account: figures
-            for account, figures in reference.figures(row.month).items()
-            if (row.segment_kind, row.segment) in reference.segments(account)
-        }
+        expected = reference.drilldown(row.month, row.segment_kind, row.segment)
         for figure in STORED_FIGURES:
-            expected = {account: figures[figure] for account, figures in members.items() if figure in figures}
             found = selectors.drilldown(
                 month=row.month, figure=figure, segment_kind=row.segment_kind, segment=row.segment, history=history
             )
-            assert {r["account_id"]: r["amount"] for r in found} == expected, (row, figure)
-            assert sum(expected.values(), Decimal(0)) == getattr(row, figure), (row, figure)
-        assert sum("start_mrr" in figures for figures in members.values()) == row.start_accounts, row
+            assert {r["account_id"]: r["amount"] for r in found} == expected[figure], (row, figure)
+            assert sum(expected[figure].values(), Decimal(0)) == getattr(row, figure), (row, figure)
+        assert len(expected["start_mrr"]) == row.start_accounts, row
+        assert len(expected["end_mrr"]) == row.end_accounts, row
 
 
 # For each money figure the bridge stores: a month and segment of LINES, and the accounts behind that
