@@ -103,7 +103,8 @@ def bridge(history: MrrHistory, first: int, last: int) -> dict[tuple[int, str, s
 
 
 def default_month_range(history: MrrHistory) -> tuple[int, int]:
-    return history.first + 1, history.last
+    """The month after the history's first (which has no MRR) to its last; just the last without any lines."""
+    return min(history.first + 1, history.last), history.last
 
 
 @transaction.atomic

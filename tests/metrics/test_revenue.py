@@ -238,3 +238,10 @@ def test_a_segment_that_lost_everything_keeps_a_trailing_row(db):
     for kind, segment in (("all", ""), ("owner", "robin")):
         row = figures("2026-01", kind, segment)
         assert (row.trailing_nrr, row.trailing_grr) == (Decimal("0.625"), Decimal("0.375"))
+
+
+def test_recompute_without_any_revenue_writes_an_empty_month_instead_of_failing(db):
+    # A new deployment's nightly run, before the first subscription is entered.
+    assert revenue_recompute(last=D(2026, 3, 1)) == 1
+    row = figures("2026-03")
+    assert (row.start_mrr, row.end_mrr, row.end_accounts, row.nrr, row.trailing_nrr) == (0, 0, 0, None, None)
