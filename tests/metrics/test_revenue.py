@@ -245,3 +245,23 @@ def test_recompute_without_any_revenue_writes_an_empty_month_instead_of_failing(
     assert revenue_recompute(last=D(2026, 3, 1)) == 1
     row = figures("2026-03")
     assert (row.start_mrr, row.end_mrr, row.end_accounts, row.nrr, row.trailing_nrr) == (0, 0, 0, None, None)
+
+
+def test_recompute_costs_a_fixed_number_of_queries_whatever_the_number_of_accounts(portfolio):
+    def run() -> list[str]:
+        with CaptureQueriesContext(connection) as queries:
+            revenue_recompute(first=D(2025, 1, 1), last=D(2026, 2, 1))
+        return [query["sql"].split()[0] for query in queries]
+
+    few = run()
+    for copy in range(3):
+        for tier, region, lines in LINES.values():
+            account = factories.AccountFactory(tier=factories.default_tier(tier), region=region, industry=f"I{copy}")
+            for product, mrr, start, end in lines:
+                factories.SubscriptionFactory(
+                    account=account, product=product, mrr=Decimal(mrr), start_date=start, end_date=end
+                )
+    # The lines, the accounts' segments, one upsert of every row, the delete of segments gone (inside the
+    # service's savepoint) -- with 10 accounts as with 40, and more rows for the new industries.
+    assert few == ["SAVEPOINT", "SELECT", "SELECT", "INSERT", "DELETE", "RELEASE"]
+    assert run() == few
