@@ -4,6 +4,9 @@ Every change goes through `accounts.services`, so the admin keeps MRR, last touc
 just like the workspace and the API do.
 """
 
+from collections.abc import Iterable, Iterator
+from typing import Any
+
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.auth import get_user_model
@@ -11,12 +14,12 @@ from django.core.exceptions import ValidationError
 from django.db.models import Count, OuterRef, Q, Subquery
 from django.http import HttpResponseRedirect
 from django.urls import reverse
-from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
 from import_export import fields, resources, widgets
 from import_export.admin import ImportExportMixin
+from import_export.instance_loaders import ModelInstanceLoader
 
 from csm.admin import (
     CsmModelAdmin,
@@ -30,14 +33,23 @@ from csm.admin import (
 )
 
 from .models import Account, ChurnEvent, Contact, Partner, PartnerKey, Subscription, Tier, TierAssignment, Touch
+from .selectors import account_paid_month_counts
 from .services import (
-    account_mrr_refresh,
     account_save,
+    account_tier_lock,
+    accounts_check,
+    accounts_save,
     contact_save,
+    contacts_check,
+    contacts_save,
     partner_key_create,
     partner_key_revoke,
     queue_recompute,
+    recompute_batch,
+    soft_restore_many,
     subscription_save,
+    subscriptions_check,
+    subscriptions_save,
     tier_rules_apply,
     touch_save,
 )
@@ -48,24 +60,50 @@ SYNC_FIELDS = ("external_id", "created_at", "updated_at", "deleted_at")
 # --- import / export ----------------------------------------------------------------------------
 
 
+IMPORT_LOOKUP_BATCH = 1000  # keys per IN (...) list when an import reads the rows its file names
+
+
+def _batches(values: list) -> Iterator[list]:
+    for first in range(0, len(values), IMPORT_LOOKUP_BATCH):
+        yield values[first : first + IMPORT_LOOKUP_BATCH]
+
+
 class ReferenceWidget(widgets.ForeignKeyWidget):
-    """A related row looked up by a natural key; an unknown value is a row error that names it."""
+    """A related row looked up by a natural key; an unknown value is a row error that names it.
+
+    Before an import, `load` reads every row the file names at once, so rows are not looked up one by one.
+    """
 
     def __init__(self, model, field: str, queryset=None) -> None:
         super().__init__(model, field=field)
         self.queryset = queryset
+        self.loaded: dict[str, Any] | None = None
 
     def get_queryset(self, value, row, *args, **kwargs):
         return self.queryset if self.queryset is not None else super().get_queryset(value, row, *args, **kwargs)
 
+    def load(self, values: Iterable) -> None:
+        keys = sorted({str(value) for value in values if value})
+        queryset = self.get_queryset(None, None)
+        self.loaded = {
+            str(getattr(obj, self.field)): obj
+            for batch in _batches(keys)
+            for obj in queryset.filter(**{f"{self.field}__in": batch})
+        }
+
     def clean(self, value, row=None, **kwargs):
-        try:
-            return super().clean(value, row, **kwargs)
-        except self.model.DoesNotExist:
+        if not value:
+            return None
+        if self.loaded is not None:
+            found = self.loaded.get(str(value))
+        else:
+            found = self.get_queryset(value, row).filter(**{self.field: value}).first()
+        if found is None:
             raise ValueError(
                 gettext("No %(model)s with %(field)s “%(value)s”.")
                 % {"model": self.model._meta.verbose_name, "field": self.field.replace("_", " "), "value": value}
-            ) from None
+            )
+        return found
 
 
 def account_reference() -> fields.Field:
@@ -76,12 +114,37 @@ def account_reference() -> fields.Field:
     )
 
 
+class ExternalIdLoader(ModelInstanceLoader):
+    """Finds the objects a file updates by their external ids, a query per thousand rows."""
+
+    def __init__(self, resource, dataset=None) -> None:
+        super().__init__(resource, dataset)
+        self.field = resource.fields["external_id"]
+        ids = sorted({self.field.clean(row) for row in dataset.dict} - {None, ""}) if dataset else []
+        self.instances = {
+            obj.external_id: obj for batch in _batches(ids) for obj in self.get_queryset().filter(external_id__in=batch)
+        }
+
+    def get_instance(self, row):
+        return self.instances.get(self.field.clean(row))
+
+
 class SyncedResource(resources.ModelResource):
-    """Rows are matched on `external_id`; the file is one transaction, so one bad row writes nothing."""
+    """Rows are matched on `external_id` and written through the service's bulk path, all or nothing.
+
+    Rows are read and compared one by one, but looked up and written for the whole file at once: the
+    references a file names and the objects it updates are read before the first row, and the objects are
+    validated and saved by one service call after the last, so an import takes a fixed number of queries
+    per batch of rows. Errors name their row; any error writes nothing. The accounts affected are
+    recomputed once, after commit.
+    """
+
+    related = ()  # relations shown in the preview of a row, joined when the objects are read
 
     def __init__(self, **kwargs) -> None:
         super().__init__(**kwargs)
         self.user = None
+        self.pending: list[tuple[Any, int, dict]] = []  # object, row number, row
 
     def import_data(self, dataset, **kwargs):
         # Roll back on validation errors too, not only on exceptions: the admin's confirm step imports
@@ -89,16 +152,62 @@ class SyncedResource(resources.ModelResource):
         kwargs["rollback_on_validation_errors"] = True
         return super().import_data(dataset, **kwargs)
 
+    def import_data_inner(self, *args, **kwargs):
+        # Inside the import's transaction, so that a file rolled back (a preview, an error) queues nothing.
+        with recompute_batch():
+            return super().import_data_inner(*args, **kwargs)
+
+    def get_queryset(self):
+        return super().get_queryset().select_related(*self.related)
+
     def before_import(self, dataset, **kwargs) -> None:
         self.user = kwargs.get("user")
+        self.pending = []
+        for field in self.get_import_fields():
+            if isinstance(field.widget, ReferenceWidget) and field.column_name in (dataset.headers or []):
+                field.widget.load(dataset[field.column_name])
 
     def before_import_row(self, row, **kwargs) -> None:
         if not str(row.get("external_id") or "").strip():
             raise ValidationError({"external_id": gettext("Every row needs an external id.")})
 
+    def validate_instance(self, instance, import_validation_errors=None, validate_unique=True) -> None:
+        # The model's own checks run for the whole file at once, in after_import.
+        if import_validation_errors:
+            raise ValidationError(import_validation_errors)
+
+    def save_instance(self, instance, is_create, row, **kwargs) -> None:
+        self.before_save_instance(instance, row, **kwargs)
+        self.pending.append((instance, kwargs["row_number"], row))
+        self.after_save_instance(instance, row, **kwargs)
+
+    def after_import(self, dataset, result, **kwargs) -> None:
+        writes = self._is_using_transactions(kwargs) or not self._is_dry_run(kwargs)
+        if self.pending and writes:
+            objects = [obj for obj, _number, _row in self.pending]
+            errors = self.check_objects(objects)
+            for index, error in errors.items():
+                _obj, number, row = self.pending[index]
+                result.append_invalid_row(number, row, error)
+            if not errors:
+                self.save_objects(objects)
+        super().after_import(dataset, result, **kwargs)
+
+    def check_objects(self, objects: list) -> dict[int, ValidationError]:
+        """The service's checks, by position in `objects`."""
+        raise NotImplementedError
+
+    def save_objects(self, objects: list) -> None:
+        """Save through the service's bulk path."""
+        raise NotImplementedError
+
     class Meta:
         import_id_fields = ["external_id"]
+        instance_loader_class = ExternalIdLoader
         use_transactions = True
+        # Rows are collected and saved at the end (save_instance, after_import): this keeps the import from
+        # wrapping each row in a savepoint of its own.
+        use_bulk = True
         # Re-importing the same file is a no-op: unchanged rows are skipped, and reported as such.
         skip_unchanged = True
         report_skipped = True
@@ -115,6 +224,8 @@ class AccountResource(SyncedResource):
     mrr = fields.Field(attribute="mrr", column_name="mrr", readonly=True)
     health_score = fields.Field(attribute="health_score", column_name="health_score", readonly=True)
     health_band = fields.Field(attribute="health_band", column_name="health_band", readonly=True)
+
+    related = ("owner", "partner", "tier")
 
     class Meta(SyncedResource.Meta):
         model = Account
@@ -142,57 +253,52 @@ class AccountResource(SyncedResource):
         )
 
     def filter_export(self, queryset, **kwargs):
-        return queryset.select_related("owner", "partner", "tier")
+        return queryset.select_related(*self.related)
 
-    def do_instance_save(self, instance, is_create) -> None:
-        # The service validates and writes the tier history row of a new or changed tier.
-        account_save(account=instance, changed_by=self.user, reason=gettext("Imported from a file"))
+    def check_objects(self, objects: list) -> dict[int, ValidationError]:
+        return accounts_check(accounts=objects)
+
+    def save_objects(self, objects: list) -> None:
+        # Tier history, tier locks and churn events are recorded by the service, as for any other change.
+        accounts_save(accounts=objects, changed_by=self.user, reason=gettext("Imported from a file"))
 
 
 class ContactResource(SyncedResource):
     account = account_reference()
+    related = ("account",)
 
     class Meta(SyncedResource.Meta):
         model = Contact
         fields = ("external_id", "account", "name", "email", "title", "role", "is_primary")
 
     def filter_export(self, queryset, **kwargs):
-        return queryset.select_related("account")
+        return queryset.select_related(*self.related)
 
-    def do_instance_save(self, instance, is_create) -> None:
-        # The service validates, demoting the account's previous primary contact first; a model-level
-        # check before it would reject a second primary contact that the service handles.
-        contact_save(contact=instance)
+    def check_objects(self, objects: list) -> dict[int, ValidationError]:
+        return contacts_check(contacts=objects)
+
+    def save_objects(self, objects: list) -> None:
+        # The service demotes the accounts' previous primary contacts.
+        contacts_save(contacts=objects)
 
 
 class SubscriptionResource(SyncedResource):
-    """Lines are validated and saved row by row; the accounts' MRR is refreshed once, in one UPDATE, at the end."""
-
     account = account_reference()
+    related = ("account",)
 
     class Meta(SyncedResource.Meta):
         model = Subscription
         fields = ("external_id", "account", "product", "mrr", "quantity", "start_date", "end_date")
-        clean_model_instances = True
-
-    def __init__(self, **kwargs) -> None:
-        super().__init__(**kwargs)
-        self.account_ids: set[int] = set()
 
     def filter_export(self, queryset, **kwargs):
-        return queryset.select_related("account")
+        return queryset.select_related(*self.related)
 
-    def after_init_instance(self, instance, new, row, **kwargs) -> None:
-        if not new:
-            self.account_ids.add(instance.account_id)  # a line moved to another account changes both
+    def check_objects(self, objects: list) -> dict[int, ValidationError]:
+        return subscriptions_check(subscriptions=objects)
 
-    def after_save_instance(self, instance, row, **kwargs) -> None:
-        self.account_ids.add(instance.account_id)
-
-    def after_import(self, dataset, result, **kwargs) -> None:
-        super().after_import(dataset, result, **kwargs)
-        if self.account_ids:
-            account_mrr_refresh(account_ids=self.account_ids)
+    def save_objects(self, objects: list) -> None:
+        # The service refreshes the accounts' MRR and queues their recompute.
+        subscriptions_save(subscriptions=objects)
 
 
 class AllOrNothingImportMixin(ImportExportMixin):
@@ -218,6 +324,10 @@ class PartnerKeyInline(ReadOnlyInlineMixin, admin.TabularInline):
     model = PartnerKey
     fields = readonly_fields = ("name", "prefix", "created_at", "last_used_at", "revoked_at")
     show_change_link = True
+
+    def get_queryset(self, request):
+        # Each row is titled by the key's name, which names its partner: join it rather than load it per key.
+        return super().get_queryset(request).select_related("partner")
 
 
 class PartnerForm(forms.ModelForm):
@@ -361,7 +471,17 @@ class TierHistoryInline(ReadOnlyInlineMixin, admin.TabularInline):
     fields = readonly_fields = ("tier", "started_at", "ended_at", "source", "reason", "assigned_by")
 
     def get_queryset(self, request):
-        return super().get_queryset(request).select_related("tier", "assigned_by")
+        # The account too: each row is titled "account → tier".
+        return super().get_queryset(request).select_related("account", "tier", "assigned_by")
+
+
+class ChurnEventInline(ReadOnlyInlineMixin, admin.TabularInline):
+    model = ChurnEvent
+    verbose_name_plural = _("churn history")
+    fields = readonly_fields = ("churned_on", "reason")
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("account")  # each row is titled by its account
 
 
 class RecentTouchInline(ReadOnlyInlineMixin, admin.TabularInline):
@@ -445,8 +565,8 @@ class AccountAdmin(SoftDeleteAdminMixin, AllOrNothingImportMixin, CsmModelAdmin)
         ),
         (_("Record"), {"fields": ("created_at", "updated_at", "deleted_at"), "classes": ("collapse",)}),
     )
-    inlines = (ContactInline, SubscriptionInline, TierHistoryInline, RecentTouchInline)
-    actions = ("recompute_health", "run_tier_rules", "lock_tier", "unlock_tier")
+    inlines = (ContactInline, SubscriptionInline, TierHistoryInline, RecentTouchInline, ChurnEventInline)
+    actions = ("recompute_health", "run_tier_rules", "lock_tier", "unlock_tier", "restore_accounts")
 
     @admin.display(description=_("MRR"), ordering="mrr")
     def mrr_display(self, obj: Account) -> str:
@@ -479,16 +599,41 @@ class AccountAdmin(SoftDeleteAdminMixin, AllOrNothingImportMixin, CsmModelAdmin)
             ((reverse(f"admin:{app}_{model}_changelist"), obj.pk, label) for app, model, label in links),
         )
 
+    def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
+        # The account, its contacts and its revenue lines are saved by separate services: recompute once.
+        with recompute_batch():
+            return super().changeform_view(request, object_id, form_url, extra_context)
+
     def save_model(self, request, obj, form, change) -> None:
         account_save(account=obj, changed_by=request.user, source=TierAssignment.Source.MANUAL)
 
     def save_formset(self, request, form, formset, change) -> None:
         if formset.model is Contact:
-            save_formset_with(formset, lambda contact: contact_save(contact=contact))
+            save_formset_with(formset, lambda contacts: contacts_save(contacts=contacts))
         elif formset.model is Subscription:
-            save_formset_with(formset, lambda line: subscription_save(subscription=line))
+            save_formset_with(formset, lambda lines: subscriptions_save(subscriptions=lines))
         else:
             super().save_formset(request, form, formset, change)
+
+    def get_deleted_objects(self, objs, request):
+        """Say what each account takes out of the metrics: its months in the revenue history."""
+        deleted, model_count, perms_needed, protected = super().get_deleted_objects(objs, request)
+        objs = list(objs)
+        months = account_paid_month_counts(account_ids=[account.pk for account in objs])
+        deleted = [
+            line
+            if not months[account.pk]
+            else ngettext(
+                "%(line)s (%(count)d month of revenue history leaves the metrics)",
+                "%(line)s (%(count)d months of revenue history leave the metrics)",
+                months[account.pk],
+            )
+            % {"line": line, "count": months[account.pk]}
+            for account, line in zip(objs, deleted, strict=True)
+        ]
+        if any(months.values()):
+            model_count[gettext("months of revenue history")] = sum(months.values())
+        return deleted, model_count, perms_needed, protected
 
     @admin.action(description=_("Recompute health, tier and alerts now"), permissions=["change"])
     def recompute_health(self, request, queryset) -> None:
@@ -518,10 +663,18 @@ class AccountAdmin(SoftDeleteAdminMixin, AllOrNothingImportMixin, CsmModelAdmin)
         self._set_tier_locked(request, queryset, locked=False)
 
     def _set_tier_locked(self, request, queryset, *, locked: bool) -> None:
-        count = queryset.exclude(tier_locked=locked).update(tier_locked=locked, updated_at=timezone.now())
+        count = account_tier_lock(accounts=queryset, locked=locked, changed_by=request.user)
         self.message_user(
             request,
             ngettext("%(count)d account changed.", "%(count)d accounts changed.", count) % {"count": count},
+        )
+
+    @admin.action(description=_("Restore selected accounts"), permissions=["change"])
+    def restore_accounts(self, request, queryset) -> None:
+        count = soft_restore_many(queryset=queryset)
+        self.message_user(
+            request,
+            ngettext("%(count)d account restored.", "%(count)d accounts restored.", count) % {"count": count},
         )
 
 

@@ -8,7 +8,7 @@ from django.conf import settings
 from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
-from django.db import connections, models, transaction
+from django.db import connections, models
 from django.db.models import QuerySet
 from django.http import HttpResponseRedirect
 from django.utils.formats import number_format
@@ -16,7 +16,7 @@ from django.utils.functional import cached_property
 from django.utils.text import capfirst
 from django.utils.translation import gettext_lazy as _
 
-from accounts.services import soft_delete
+from accounts.services import soft_delete, soft_delete_many
 from csm.models import SyncedModel
 
 
@@ -155,17 +155,14 @@ class LiveFilter(admin.SimpleListFilter):
 
 
 class SoftDeleteAdminMixin:
-    """Deleting a synced object leaves a tombstone partners can sync, via `accounts.services.soft_delete`."""
+    """Deleting a synced object leaves a tombstone partners can sync, via `accounts.services.soft_delete_many`."""
 
     def delete_model(self, request, obj) -> None:
         soft_delete(instance=obj)
 
-    @transaction.atomic
     def delete_queryset(self, request, queryset) -> None:
-        # One service call per row: it fixes what depended on each (MRR, last touch). The action works on
-        # the rows selected on one page, so this stays small.
-        for obj in queryset.filter(deleted_at__isnull=True):
-            soft_delete(instance=obj)
+        # One set-based call: what depended on the rows is fixed in bulk and their accounts queued once.
+        soft_delete_many(queryset=queryset)
 
     def get_deleted_objects(self, objs, request):
         # Nothing cascades on a soft delete, so only the objects themselves are listed; collecting the
@@ -177,14 +174,16 @@ class SoftDeleteAdminMixin:
         return deleted, {opts.verbose_name_plural: len(objs)}, perms_needed, []
 
 
-def save_formset_with(formset, save: Callable[[Any], Any]) -> None:
-    """Save an inline formset row by row through `save` (a service); deleted synced rows become tombstones."""
+def save_formset_with(formset, save_many: Callable[[list], Any]) -> None:
+    """Save an inline formset through `save_many` (a bulk service) in one call; deleted synced rows become
+    tombstones in one call too."""
     instances = formset.save(commit=False)
+    tombstones = [obj.pk for obj in formset.deleted_objects if isinstance(obj, SyncedModel)]
+    if tombstones:
+        soft_delete_many(queryset=formset.model._base_manager.filter(pk__in=tombstones))
     for obj in formset.deleted_objects:
-        if isinstance(obj, SyncedModel):
-            soft_delete(instance=obj)
-        else:
+        if not isinstance(obj, SyncedModel):
             obj.delete()
-    for obj in instances:
-        save(obj)
+    if instances:
+        save_many(instances)
     formset.save_m2m()
