@@ -116,7 +116,7 @@ QUERY_LIMITS = {
     PartnerKey: (5, 3, 2),  # changelist: partner filter
     Tier: (4, 3, 2),
     # changelist: filters on tier, owner, industry, region
-    # change: contacts, lines, tier history, recent touches; the owner, tier and partner choices
+    # change: contacts, lines, tier history, recent touches, churn history; the owner and tier choices
     Account: (8, 10, 2),
     Contact: (4, 4, 2),  # change: account choice
     Subscription: (4, 4, 2),  # change: account choice
