@@ -49,6 +49,17 @@ def env_decimal(name: str, default: str, *, low: Decimal, high: Decimal) -> Deci
     return value
 
 
+def env_days(name: str, default: int) -> int:
+    raw = os.environ.get(name, str(default))
+    try:
+        value = int(raw)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise ImproperlyConfigured(f"{name}={raw!r} must be a whole number of days, 0 or more.")
+    return value
+
+
 DEBUG = env_bool("DEBUG", True)
 
 SECRET_KEY = os.environ.get("SECRET_KEY", "")
@@ -174,6 +185,9 @@ CSM_CURRENCY = os.environ.get("CSM_CURRENCY", "USD").strip().upper()
 if len(CSM_CURRENCY) != 3 or not CSM_CURRENCY.isalpha():
     raise ImproperlyConfigured(f"CSM_CURRENCY={CSM_CURRENCY!r} must be a three-letter ISO 4217 code.")
 CSM_GROSS_MARGIN = env_decimal("CSM_GROSS_MARGIN", "0.8", low=Decimal(0), high=Decimal(1))
+# Days partners take to send a day's usage: the nightly run scores health again for that many days back
+# once the usage has arrived. 0 turns the re-score off.
+CSM_USAGE_LAG_DAYS = env_days("CSM_USAGE_LAG_DAYS", 1)
 
 # --- Celery -------------------------------------------------------------------------------------
 CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", "")

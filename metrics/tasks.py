@@ -1,19 +1,23 @@
 """Celery tasks: thin, idempotent callers of the services, retried with back-off on database errors.
 
 The nightly task chains: MRR refresh -> tier rules -> revenue bridge -> health (a group of id-range chunks, so more
-workers finish sooner) -> alerts. Without a broker everything runs eagerly, chunks one after another.
+workers finish sooner) -> alerts. Every step works as of one day (default: today); health also scores again
+the day `CSM_USAGE_LAG_DAYS` back, whose usage partners send late. Without a broker everything runs eagerly,
+chunks one after another.
 """
 
 import datetime
 
 from celery import chain, chord, shared_task
+from django.conf import settings
 from django.db import DatabaseError, InterfaceError
 from django.db.models import Max, Min
+from django.utils import timezone
 
 from accounts.models import Account
 from accounts.services import account_mrr_refresh, tier_rules_apply
 from metrics.services.alerts import alerts_evaluate
-from metrics.services.health import health_recompute_reported
+from metrics.services.health import day_bounds, health_recompute_reported
 from metrics.services.revenue import revenue_recompute
 
 CHUNK_SIZE = 5000
@@ -32,6 +36,14 @@ def _date(value: str | None) -> datetime.date | None:
     return datetime.date.fromisoformat(value) if value else None
 
 
+def _moment(on: str | None) -> datetime.datetime | None:
+    """When changes made as of `on` take effect: now for today (or no date), the start of an earlier day."""
+    day = _date(on)
+    if day is None or day >= timezone.localdate():
+        return None
+    return day_bounds(day)[0]
+
+
 def id_ranges(chunk_size: int = CHUNK_SIZE) -> list[tuple[int, int]]:
     """Half-open account id ranges [low, high) covering every account, `chunk_size` ids wide."""
     bounds = Account.objects.aggregate(low=Min("pk"), high=Max("pk"))
@@ -41,23 +53,26 @@ def id_ranges(chunk_size: int = CHUNK_SIZE) -> list[tuple[int, int]]:
 
 
 @shared_task(**RETRYING)
-def refresh_mrr() -> int:
-    return account_mrr_refresh()
+def refresh_mrr(on: str | None = None) -> int:
+    return account_mrr_refresh(on=_date(on))
 
 
 @shared_task(**RETRYING)
-def run_tier_rules() -> int:
-    return tier_rules_apply()
+def run_tier_rules(on: str | None = None) -> int:
+    return tier_rules_apply(at=_moment(on))
 
 
 @shared_task(**RETRYING)
-def recompute_revenue() -> int:
-    return revenue_recompute()
+def recompute_revenue(on: str | None = None) -> int:
+    return revenue_recompute(last=_date(on))
 
 
 @shared_task(**RETRYING)
-def recompute_health_chunk(low: int, high: int, on: str | None = None) -> int:
-    return health_recompute_reported(on=_date(on), id_range=(low, high))
+def recompute_health_chunk(low: int, high: int, on: str | None = None, lag_days: int = 0) -> int:
+    """Score the accounts with ids in [low, high) on `on` (default today), after `lag_days` before it, if any."""
+    day = _date(on) or timezone.localdate()
+    days = [day - datetime.timedelta(days=lag_days), day] if lag_days else [day]
+    return sum(health_recompute_reported(on=d, id_range=(low, high)) for d in days)
 
 
 @shared_task(**RETRYING)
@@ -77,9 +92,10 @@ def recompute_accounts(account_ids: list[int]) -> int:
 
 
 def nightly_workflow(on: str | None = None, chunk_size: int = CHUNK_SIZE):
-    """The nightly canvas; health chunks run in parallel, and alerts wait for all of them."""
-    chunks = [recompute_health_chunk.si(low, high, on) for low, high in id_ranges(chunk_size)]
-    steps = [refresh_mrr.si(), run_tier_rules.si(), recompute_revenue.si()]
+    """The nightly canvas as of `on` (ISO date, default today); health chunks run in parallel, alerts wait for all."""
+    lag = settings.CSM_USAGE_LAG_DAYS
+    chunks = [recompute_health_chunk.si(low, high, on, lag) for low, high in id_ranges(chunk_size)]
+    steps = [refresh_mrr.si(on), run_tier_rules.si(on), recompute_revenue.si(on)]
     if chunks:
         steps.append(chord(chunks, evaluate_alerts.s(on=on)))
     else:

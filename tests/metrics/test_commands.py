@@ -85,3 +85,34 @@ def test_without_an_active_model_recompute_metrics_runs_the_other_steps_and_warn
     assert RevenueMonth.objects.filter(segment_kind="all").exists()
     with pytest.raises(CommandError, match="No health model is active"):
         run("recompute_health", "--date", "2026-03-31")
+
+
+def test_recompute_metrics_uses_the_date_in_every_step():
+    """31 March 2026: the line (9,000 a month) still ran, so every step sees a high-touch account."""
+    from django.utils import timezone
+
+    from accounts.models import Account, TierAssignment
+    from metrics.models import Alert
+
+    day = datetime.date(2026, 3, 31)
+    account = factories.AccountFactory(tier=factories.default_tier("tech-touch"), customer_since=None)
+    factories.SubscriptionFactory(
+        account=account, mrr=Decimal(9000), start_date=datetime.date(2026, 1, 1), end_date=datetime.date(2026, 5, 1)
+    )
+    factories.TouchFactory(account=account, occurred_at=datetime.datetime(2026, 3, 1, 10, tzinfo=datetime.UTC))
+    Account.objects.filter(pk=account.pk).update(last_touch_at=datetime.datetime(2026, 3, 1, 10, tzinfo=datetime.UTC))
+
+    run("recompute_metrics", "--date", day.isoformat())
+
+    account.refresh_from_db()
+    assert account.mrr == Decimal(9000)  # MRR on the day (today it is 0)
+    assert account.tier.slug == "high-touch"  # the tier rule saw that MRR
+    started = TierAssignment.objects.get(account=account, ended_at__isnull=True).started_at
+    assert started == timezone.make_aware(datetime.datetime(2026, 3, 31))  # stamped on the day
+    months = set(RevenueMonth.objects.filter(segment_kind="all").values_list("month", flat=True))
+    assert months == {datetime.date(2026, 1, 1), datetime.date(2026, 2, 1), datetime.date(2026, 3, 1)}
+    assert set(HealthSnapshot.objects.values_list("date", flat=True)) == {day, day - datetime.timedelta(days=1)}
+    # Alerts as of that day: 30 days without a touch against high touch's 14 (today it would be months).
+    assert Alert.objects.get(account=account, rule__kind="touch_overdue").reason == (
+        "No touch for 30 days; High touch cadence is 14 days"
+    )

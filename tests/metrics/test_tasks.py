@@ -3,7 +3,10 @@
 import datetime
 import logging
 import os
+import subprocess
+import sys
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 from django.conf import settings
@@ -204,3 +207,86 @@ def test_real_worker_runs_the_nightly_task_end_to_end():
         app.conf.task_always_eager = True
     assert HealthSnapshot.objects.filter(date=timezone.localdate()).count() == 3
     assert Account.objects.filter(health_band="").count() == 0
+
+
+@pytest.mark.django_db
+class TestUsageLag:
+    """Partners send a day's usage the day after: the nightly run re-scores that day once it has arrived."""
+
+    DAY = datetime.date(2026, 6, 30)
+
+    def seats(self, account, day, active):
+        usage_records_upsert(
+            records=[
+                {"account_id": account.pk, "metric": "seats_licensed", "date": day, "value": "20"},
+                {"account_id": account.pk, "metric": "active_users", "date": day, "value": active},
+            ]
+        )
+
+    def usage_level(self, account, day):
+        snapshot = HealthSnapshot.objects.get(account=account, date=day)
+        return next(c["raw"] for c in snapshot.components if c["kind"] == "usage_level")
+
+    def test_the_previous_day_is_scored_again_first(self):
+        account = paying_account()
+        yesterday = self.DAY - datetime.timedelta(days=1)
+        nightly_workflow(yesterday.isoformat()).apply()
+        assert self.usage_level(account, yesterday) is None
+        self.seats(account, yesterday, "10")  # yesterday's usage arrives during the day
+
+        nightly_workflow(self.DAY.isoformat()).apply()
+
+        assert self.usage_level(account, yesterday) == 0.5  # 10 of 20 seats
+        assert self.usage_level(account, self.DAY) == 0.5  # the latest values on or before the day
+        rescored, scored = (HealthSnapshot.objects.get(account=account, date=d) for d in (yesterday, self.DAY))
+        assert rescored.updated_at < scored.updated_at
+
+    def test_a_lag_of_zero_scores_the_day_alone(self, settings):
+        settings.CSM_USAGE_LAG_DAYS = 0
+        paying_account()
+        nightly_workflow(self.DAY.isoformat()).apply()
+        assert list(HealthSnapshot.objects.values_list("date", flat=True)) == [self.DAY]
+
+    def test_a_longer_lag_rescores_that_day(self, settings):
+        settings.CSM_USAGE_LAG_DAYS = 3
+        paying_account()
+        nightly_workflow(self.DAY.isoformat()).apply()
+        assert sorted(HealthSnapshot.objects.values_list("date", flat=True)) == [
+            self.DAY - datetime.timedelta(days=3),
+            self.DAY,
+        ]
+
+
+def load_lag(value: str) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if k not in {"DEBUG", "SECRET_KEY", "DATABASE_URL"}}
+    code = "import django; from django.conf import settings; django.setup(); print(settings.CSM_USAGE_LAG_DAYS)"
+    return subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=Path(__file__).resolve().parents[2],
+        env={**env, "DJANGO_SETTINGS_MODULE": "csm.settings", "CSM_USAGE_LAG_DAYS": value},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
+@pytest.mark.parametrize(
+    ("value", "outcome"),
+    [
+        ("0", "0"),
+        ("2", "2"),
+        ("-1", "CSM_USAGE_LAG_DAYS='-1' must be a whole number of days, 0 or more."),
+        ("1.5", "CSM_USAGE_LAG_DAYS='1.5' must be a whole number of days, 0 or more."),
+        ("soon", "CSM_USAGE_LAG_DAYS='soon' must be a whole number of days, 0 or more."),
+    ],
+)
+def test_the_usage_lag_setting_is_validated(value, outcome):
+    result = load_lag(value)
+    if outcome.isdigit():
+        assert (result.returncode, result.stdout.strip()) == (0, outcome), result.stderr
+    else:
+        assert result.returncode != 0 and outcome in result.stderr
+
+
+def test_the_usage_lag_defaults_to_one_day():
+    assert settings.CSM_USAGE_LAG_DAYS == 1

@@ -12,11 +12,16 @@ from .recompute_health import parse_date
 class Command(BaseCommand):
     help = (
         "Run the nightly recompute here and now, without a worker: MRR, tier rules, the revenue bridge, "
-        "health snapshots (in account-id chunks) and alerts, in that order."
+        "health snapshots (in account-id chunks, the day CSM_USAGE_LAG_DAYS back first) and alerts, in that "
+        "order, all as of one day."
     )
 
     def add_arguments(self, parser):
-        parser.add_argument("--date", help="Compute health and alerts as of this day (YYYY-MM-DD). Default: today.")
+        parser.add_argument(
+            "--date",
+            help="Run every step as of this day (YYYY-MM-DD): MRR on it, tier rules, revenue months up to it, "
+            "health and alerts. Default: today.",
+        )
 
     def handle(self, *args, date, **options):
         on = parse_date(date) if date else timezone.localdate()
