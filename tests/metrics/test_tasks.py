@@ -40,15 +40,18 @@ class TestEventDriven:
     def test_logging_a_touch_recomputes_that_account_after_commit(self, django_capture_on_commit_callbacks):
         account, other = paying_account(), paying_account()
         with django_capture_on_commit_callbacks(execute=False) as callbacks:
-            touch_log(account=account, kind="call", occurred_at=timezone.now(), subject="Call", sentiment=1)
+            touch_log(account=account, kind="call", occurred_at=timezone.now(), subject="Call", sentiment=0)
         # Nothing ran inside the transaction; one recompute is queued for commit time.
         assert not HealthSnapshot.objects.exists()
         assert len(callbacks) == 1
         callbacks[0]()
         snapshot = HealthSnapshot.objects.get()
         assert (snapshot.account, snapshot.date) == (account, timezone.localdate())
+        # Only two components have data. Engagement: touched today, 0 days / 45 (low touch) -> beyond good (1),
+        # 100. Sentiment: mean 0 on -0.5..0.5 -> 50. Weighted 20 and 15: (20 * 100 + 15 * 50) / 35 = 78.57.
         account.refresh_from_db()
-        assert account.health_band == snapshot.band
+        assert (account.health_score, account.health_band) == (Decimal("78.6"), "green")
+        assert (snapshot.score, snapshot.band) == (Decimal("78.6"), "green")
         assert not HealthSnapshot.objects.filter(account=other).exists()
 
     def test_subscription_change_moves_tier_and_recomputes(self, django_capture_on_commit_callbacks):
