@@ -146,6 +146,9 @@ def _add_error(errors: FieldErrors, index: int, field_name: str, message: str) -
 def _check_many(instances: list[M]) -> FieldErrors:
     """Model validation of many objects in a fixed number of queries: each object's fields in memory, then
     the objects they refer to and their unique values once for all (`full_clean` would query per object).
+
+    Database constraints across rows (one primary contact, a line's end after its start) are checked by
+    the callers, which know them.
     """
     errors: FieldErrors = {}
     if not instances:
@@ -189,8 +192,8 @@ def _check_many(instances: list[M]) -> FieldErrors:
                     errors,
                     index,
                     unique.name,
-                    _("%(field)s “%(value)s” is also given to number %(other)s.")
-                    % {"field": capfirst(unique.verbose_name), "value": value, "other": first_at[value] + 1},
+                    _("%(field)s “%(value)s” appears more than once.")
+                    % {"field": capfirst(unique.verbose_name), "value": value},
                 )
             else:
                 first_at[value] = index
@@ -494,18 +497,12 @@ def contacts_check(*, contacts: Sequence[Contact]) -> dict[int, DomainError]:
     """What is wrong with each contact, by position (empty when all are valid); a fixed number of queries."""
     contacts = list(contacts)
     errors = _check_many(contacts)
-    primary_of: dict[int, int] = {}
+    primary_made: set[int] = set()
     for index, contact in enumerate(contacts):
         if contact.is_primary and contact.deleted_at is None and contact.account_id is not None:
-            if contact.account_id in primary_of:
-                _add_error(
-                    errors,
-                    index,
-                    "is_primary",
-                    _("Another contact of this account (number %(other)s) is made primary too.")
-                    % {"other": primary_of[contact.account_id] + 1},
-                )
-            primary_of.setdefault(contact.account_id, index)
+            if contact.account_id in primary_made:
+                _add_error(errors, index, "is_primary", _("Another contact of this account is made primary too."))
+            primary_made.add(contact.account_id)
     return _domain_errors(errors)
 
 

@@ -18,6 +18,7 @@ from accounts.services import (
     account_mrr_refresh,
     account_restore,
     account_update,
+    accounts_save,
     churn_events_record,
     contact_save,
     partner_key_create,
@@ -30,6 +31,8 @@ from accounts.services import (
     subscription_add,
     subscription_change_price,
     subscription_end,
+    subscription_save,
+    subscriptions_save,
     tier_assign,
     touch_log,
     touch_update,
@@ -453,3 +456,48 @@ class TestSoftDelete:
 
         assert restore(2) == restore(6)
         assert not Account.objects.deleted().exists()
+
+
+class TestBulkSave:
+    def test_errors_are_keyed_by_position_and_nothing_is_written(self, csm):
+        factories.AccountFactory(external_id="taken")
+        accounts = [
+            Account(name="Fine", external_id="a-1", owner=csm),
+            Account(name="", external_id="taken"),
+            Account(name="Twice", external_id="a-1", owner_id=csm.pk + 1000),
+        ]
+
+        with pytest.raises(DomainError) as error:
+            accounts_save(accounts=accounts)
+
+        assert error.value.message_dict == {
+            "1": ["name: This field cannot be blank.", "external_id: Account with this External id already exists."],
+            "2": [
+                f"owner: There is no user with id {csm.pk + 1000}.",
+                "external_id: External id “a-1” appears more than once.",
+            ],
+        }
+        assert Account.objects.count() == 1
+
+    def test_lines_of_many_accounts_are_saved_in_fixed_queries_with_their_mrr(self):
+        def save(count: int) -> int:
+            accounts = factories.AccountFactory.create_batch(count)
+            lines = [
+                Subscription(account=a, product="Platform", mrr=Decimal(100), start_date=D(2025, 1, 1))
+                for a in accounts
+            ]
+            with CaptureQueriesContext(connection) as queries:
+                subscriptions_save(subscriptions=lines)
+            return len(queries)
+
+        assert save(2) == save(8)
+        assert set(Account.objects.values_list("mrr", flat=True)) == {Decimal("100.00")}
+
+    def test_moving_a_line_refreshes_both_accounts(self):
+        line = factories.SubscriptionFactory(mrr=Decimal(300), start_date=D(2025, 1, 1))
+        old, new = line.account, factories.AccountFactory()
+        account_mrr_refresh()
+        line.account = new
+        subscription_save(subscription=line)
+        assert Account.objects.get(pk=old.pk).mrr == Decimal("0.00")
+        assert Account.objects.get(pk=new.pk).mrr == Decimal("300.00")
