@@ -1,12 +1,14 @@
 """Celery tasks: thin, idempotent callers of the services, retried with back-off on database errors.
 
-The nightly task chains: MRR refresh -> tier rules -> revenue bridge -> health (a group of id-range chunks, so more
-workers finish sooner) -> alerts. Every step works as of one day (default: today); health also scores again
-the day `CSM_USAGE_LAG_DAYS` back, whose usage partners send late. Without a broker everything runs eagerly,
-chunks one after another.
+The nightly task chains: MRR refresh -> tier rules -> revenue bridge -> usage-linked targets -> health (a group
+of id-range chunks, so more workers finish sooner) -> alerts. Every step works as of one day (default: today);
+health also scores again the day `CSM_USAGE_LAG_DAYS` back, whose usage partners send late. Without a broker
+everything runs eagerly, chunks one after another.
 """
 
 import datetime
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from celery import chain, chord, shared_task
 from django.conf import settings
@@ -15,10 +17,11 @@ from django.db.models import Max, Min
 from django.utils import timezone
 
 from accounts.models import Account
-from accounts.services import account_mrr_refresh, tier_rules_apply
+from accounts.services import account_mrr_refresh, recompute_batch, tier_rules_apply
 from metrics.services.alerts import alerts_evaluate
 from metrics.services.health import day_bounds, health_recompute_reported
 from metrics.services.revenue import revenue_recompute
+from metrics.services.targets import targets_follow_usage
 
 CHUNK_SIZE = 5000
 # Back-off stays far below the broker's visibility timeout (an hour), or a retried task is delivered twice.
@@ -42,6 +45,27 @@ def _moment(on: str | None) -> datetime.datetime | None:
     if day is None or day >= timezone.localdate():
         return None
     return day_bounds(day)[0]
+
+
+class _RecomputedHere(Exception):
+    pass
+
+
+@contextmanager
+def recomputed_here() -> Iterator[None]:
+    """Call services without queueing the recompute they ask for, because the caller recomputes those
+    accounts itself next (the nightly health step, the rest of `recompute_accounts`).
+
+    Every night each usage-linked target gets a reading, so queueing would mean one more recompute of
+    most accounts, as of today whatever day the run is for. A `recompute_batch()` queues nothing when its
+    block ends in an error; the services' writes are committed by then.
+    """
+    try:
+        with recompute_batch():
+            yield
+            raise _RecomputedHere
+    except _RecomputedHere:
+        pass
 
 
 def id_ranges(chunk_size: int = CHUNK_SIZE) -> list[tuple[int, int]]:
@@ -68,6 +92,13 @@ def recompute_revenue(on: str | None = None) -> int:
 
 
 @shared_task(**RETRYING)
+def follow_usage_targets(on: str | None = None) -> int:
+    """Usage-linked targets record their metric's latest value on or before `on` (default today)."""
+    with recomputed_here():
+        return targets_follow_usage(on=_date(on))
+
+
+@shared_task(**RETRYING)
 def recompute_health_chunk(low: int, high: int, on: str | None = None, lag_days: int = 0) -> int:
     """Score the accounts with ids in [low, high) on `on` (default today), after `lag_days` before it, if any."""
     day = _date(on) or timezone.localdate()
@@ -83,9 +114,11 @@ def evaluate_alerts(*_results, on: str | None = None) -> dict:
 
 @shared_task(**RETRYING)
 def recompute_accounts(account_ids: list[int]) -> int:
-    """Event-driven: bring a few accounts' MRR, tier, health and alerts up to date after a change."""
+    """Event-driven: bring a few accounts' MRR, tier, usage-linked targets, health and alerts up to date."""
     account_mrr_refresh(account_ids=account_ids)
     tier_rules_apply(account_ids=account_ids)
+    with recomputed_here():
+        targets_follow_usage(account_ids=account_ids)
     written = health_recompute_reported(account_ids=account_ids)
     alerts_evaluate(account_ids=account_ids)
     return written
@@ -95,7 +128,7 @@ def nightly_workflow(on: str | None = None, chunk_size: int = CHUNK_SIZE):
     """The nightly canvas as of `on` (ISO date, default today); health chunks run in parallel, alerts wait for all."""
     lag = settings.CSM_USAGE_LAG_DAYS
     chunks = [recompute_health_chunk.si(low, high, on, lag) for low, high in id_ranges(chunk_size)]
-    steps = [refresh_mrr.si(on), run_tier_rules.si(on), recompute_revenue.si(on)]
+    steps = [refresh_mrr.si(on), run_tier_rules.si(on), recompute_revenue.si(on), follow_usage_targets.si(on)]
     if chunks:
         steps.append(chord(chunks, evaluate_alerts.s(on=on)))
     else:

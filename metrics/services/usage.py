@@ -9,9 +9,10 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from accounts.services import queue_recompute
+from accounts.services import queue_recompute, recompute_batch
 from csm.exceptions import DomainError
 from metrics.models import UsageRecord
+from metrics.services.targets import targets_follow_usage
 
 # The column holds 18 digits, 4 of them after the point: |value| < 10^14 once rounded to 4 places. SQLite
 # stores a double and reads it back to 15 significant digits, so a value much above 99999999999999.9 (say
@@ -65,7 +66,8 @@ def usage_records_upsert(*, records: list[dict]) -> int:
     """Validate every record, then write all of them or none; queues a recompute of the accounts touched.
 
     Each record has `account_id`, `metric`, `date` and `value`. Raises DomainError keyed by the record's
-    index when any is invalid.
+    index when any is invalid. The touched accounts' usage-linked targets then record their metric's
+    latest value.
     """
     now = timezone.now()
     rows, problems = [], {}
@@ -78,12 +80,15 @@ def usage_records_upsert(*, records: list[dict]) -> int:
             rows.append(row)
     if problems:
         raise DomainError(problems)
-    UsageRecord.objects.bulk_create(
-        rows,
-        batch_size=1000,
-        update_conflicts=True,
-        unique_fields=["account", "metric", "date"],
-        update_fields=["value", "updated_at"],
-    )
-    queue_recompute(row.account_id for row in rows)
+    touched = {row.account_id for row in rows}
+    with recompute_batch():  # one recompute for the usage and the target readings it brings
+        UsageRecord.objects.bulk_create(
+            rows,
+            batch_size=1000,
+            update_conflicts=True,
+            unique_fields=["account", "metric", "date"],
+            update_fields=["value", "updated_at"],
+        )
+        queue_recompute(touched)
+        targets_follow_usage(account_ids=touched)
     return len(rows)

@@ -25,7 +25,10 @@ from metrics.models import (
 )
 from metrics.services.usage import usage_records_upsert
 from metrics.tasks import id_ranges, nightly, nightly_workflow, recompute_accounts
+from success_plans.models import TargetMeasurement
 from tests import factories
+
+ONE_DAY = datetime.timedelta(days=1)
 
 
 def paying_account(**fields) -> Account:
@@ -293,3 +296,68 @@ def test_the_usage_lag_setting_is_validated(value, outcome):
 
 def test_the_usage_lag_defaults_to_one_day():
     assert settings.CSM_USAGE_LAG_DAYS == 1
+
+
+@pytest.mark.django_db
+class TestUsageLinkedTargets:
+    """A target linked to a usage metric takes that metric's latest value on ingest and in every recompute."""
+
+    DAY = datetime.date(2026, 6, 30)
+
+    def linked_target(self, account):
+        # Active users from 0 to 50: a reading of 25 is halfway.
+        goal = factories.GoalFactory(plan=factories.SuccessPlanFactory(account=account))
+        return factories.TargetFactory(
+            goal=goal, baseline=0, target_value=50, current_value=None, usage_metric="active_users"
+        )
+
+    def plan_progress(self, account, day):
+        snapshot = HealthSnapshot.objects.get(account=account, date=day)
+        return next(c["raw"] for c in snapshot.components if c["kind"] == "plan_progress")
+
+    def test_ingest_records_a_reading_for_the_accounts_touched_and_queues_one_recompute(
+        self, django_capture_on_commit_callbacks
+    ):
+        account, other = paying_account(), paying_account()
+        target, untouched = self.linked_target(account), self.linked_target(other)
+        factories.UsageRecordFactory(account=other, metric="active_users", date=timezone.localdate(), value=40)
+        today = timezone.localdate()
+
+        with django_capture_on_commit_callbacks(execute=False) as callbacks:
+            usage_records_upsert(
+                records=[{"account_id": account.pk, "metric": "active_users", "date": today, "value": "25"}]
+            )
+
+        target.refresh_from_db()
+        assert target.current_value == Decimal(25)
+        reading = TargetMeasurement.objects.get(target=target)
+        assert (reading.value, reading.source) == (Decimal(25), "usage")
+        assert not TargetMeasurement.objects.filter(target=untouched).exists()
+        assert len(callbacks) == 1  # one recompute for the usage and the readings together
+
+    def test_the_nightly_run_follows_usage_before_scoring_health(self, django_capture_on_commit_callbacks):
+        account = paying_account()
+        target = self.linked_target(account)
+        factories.UsageRecordFactory(account=account, metric="active_users", date=self.DAY, value=25)
+        factories.UsageRecordFactory(account=account, metric="active_users", date=self.DAY + ONE_DAY, value=50)
+
+        with django_capture_on_commit_callbacks(execute=False) as callbacks:
+            nightly_workflow(self.DAY.isoformat()).apply()
+
+        target.refresh_from_db()
+        assert target.current_value == Decimal(25)  # the latest value on the day, not after it
+        assert self.plan_progress(account, self.DAY) == 0.5  # health saw the reading
+        assert callbacks == []  # the health step scores those accounts already: nothing more is queued
+
+    def test_the_event_driven_recompute_follows_usage(self, django_capture_on_commit_callbacks):
+        account = paying_account()
+        target = self.linked_target(account)
+        factories.UsageRecordFactory(account=account, metric="active_users", date=timezone.localdate(), value=10)
+
+        with django_capture_on_commit_callbacks(execute=False) as callbacks:
+            recompute_accounts.delay([account.pk])
+
+        target.refresh_from_db()
+        assert target.current_value == Decimal(10)
+        assert self.plan_progress(account, timezone.localdate()) == 0.2
+        assert callbacks == []
