@@ -4,7 +4,7 @@ Every change goes through `accounts.services`, so the admin keeps MRR, last touc
 just like the workspace and the API do.
 """
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from django import forms
@@ -15,6 +15,7 @@ from django.db.models import Count, OuterRef, Q, Subquery
 from django.http import HttpResponseRedirect
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
+from django.utils.text import capfirst
 from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
 from import_export import fields, resources, widgets
@@ -27,10 +28,9 @@ from csm.admin import (
     LiveFilter,
     ReadOnlyAdminMixin,
     ReadOnlyInlineMixin,
-    SoftDeleteAdminMixin,
     money,
-    save_formset_with,
 )
+from csm.models import SyncedModel
 
 from .models import Account, ChurnEvent, Contact, Partner, PartnerKey, Subscription, Tier, TierAssignment, Touch
 from .selectors import account_paid_month_counts
@@ -46,6 +46,8 @@ from .services import (
     partner_key_revoke,
     queue_recompute,
     recompute_batch,
+    soft_delete,
+    soft_delete_many,
     soft_restore_many,
     subscription_save,
     subscriptions_check,
@@ -55,6 +57,44 @@ from .services import (
 )
 
 SYNC_FIELDS = ("external_id", "created_at", "updated_at", "deleted_at")
+
+
+# --- soft delete ---------------------------------------------------------------------------------
+
+
+class SoftDeleteAdminMixin:
+    """Deleting a synced object leaves a tombstone partners can sync, via `accounts.services.soft_delete_many`."""
+
+    def delete_model(self, request, obj) -> None:
+        soft_delete(instance=obj)
+
+    def delete_queryset(self, request, queryset) -> None:
+        # One set-based call: what depended on the rows is fixed in bulk and their accounts queued once.
+        soft_delete_many(queryset=queryset)
+
+    def get_deleted_objects(self, objs, request):
+        # Nothing cascades on a soft delete, so only the objects themselves are listed; collecting the
+        # would-be cascade would also read big related tables (usage, snapshots) for nothing.
+        opts = self.model._meta
+        objs = list(objs)
+        deleted = [f"{capfirst(opts.verbose_name)}: {obj}" for obj in objs]
+        perms_needed = set() if self.has_delete_permission(request) else {opts.verbose_name}
+        return deleted, {opts.verbose_name_plural: len(objs)}, perms_needed, []
+
+
+def save_formset_with(formset, save_many: Callable[[list], Any]) -> None:
+    """Save an inline formset through `save_many` (a bulk service) in one call; deleted synced rows become
+    tombstones in one call too."""
+    instances = formset.save(commit=False)
+    tombstones = [obj.pk for obj in formset.deleted_objects if isinstance(obj, SyncedModel)]
+    if tombstones:
+        soft_delete_many(queryset=formset.model._base_manager.filter(pk__in=tombstones))
+    for obj in formset.deleted_objects:
+        if not isinstance(obj, SyncedModel):
+            obj.delete()
+    if instances:
+        save_many(instances)
+    formset.save_m2m()
 
 
 # --- import / export ----------------------------------------------------------------------------

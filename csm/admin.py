@@ -1,8 +1,6 @@
-"""Admin building blocks shared by the apps: a paginator for big tables, soft delete, service errors, money."""
+"""Admin building blocks shared by the apps: a paginator for big tables, service errors, money."""
 
-from collections.abc import Callable
 from decimal import Decimal
-from typing import Any
 
 from django.conf import settings
 from django.contrib import admin, messages
@@ -13,10 +11,8 @@ from django.db.models import QuerySet
 from django.http import HttpResponseRedirect
 from django.utils.formats import number_format
 from django.utils.functional import cached_property
-from django.utils.text import capfirst
 from django.utils.translation import gettext_lazy as _
 
-from accounts.services import soft_delete, soft_delete_many
 from csm.models import SyncedModel
 
 
@@ -152,38 +148,3 @@ class LiveFilter(admin.SimpleListFilter):
         if self.value() == "yes":
             return queryset.filter(deleted_at__isnull=False)
         return queryset
-
-
-class SoftDeleteAdminMixin:
-    """Deleting a synced object leaves a tombstone partners can sync, via `accounts.services.soft_delete_many`."""
-
-    def delete_model(self, request, obj) -> None:
-        soft_delete(instance=obj)
-
-    def delete_queryset(self, request, queryset) -> None:
-        # One set-based call: what depended on the rows is fixed in bulk and their accounts queued once.
-        soft_delete_many(queryset=queryset)
-
-    def get_deleted_objects(self, objs, request):
-        # Nothing cascades on a soft delete, so only the objects themselves are listed; collecting the
-        # would-be cascade would also read big related tables (usage, snapshots) for nothing.
-        opts = self.model._meta
-        objs = list(objs)
-        deleted = [f"{capfirst(opts.verbose_name)}: {obj}" for obj in objs]
-        perms_needed = set() if self.has_delete_permission(request) else {opts.verbose_name}
-        return deleted, {opts.verbose_name_plural: len(objs)}, perms_needed, []
-
-
-def save_formset_with(formset, save_many: Callable[[list], Any]) -> None:
-    """Save an inline formset through `save_many` (a bulk service) in one call; deleted synced rows become
-    tombstones in one call too."""
-    instances = formset.save(commit=False)
-    tombstones = [obj.pk for obj in formset.deleted_objects if isinstance(obj, SyncedModel)]
-    if tombstones:
-        soft_delete_many(queryset=formset.model._base_manager.filter(pk__in=tombstones))
-    for obj in formset.deleted_objects:
-        if not isinstance(obj, SyncedModel):
-            obj.delete()
-    if instances:
-        save_many(instances)
-    formset.save_m2m()

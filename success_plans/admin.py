@@ -13,16 +13,16 @@ import nested_admin.formsets
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
-from django.db import transaction
 from django.db.models import Model
 from django.template.response import TemplateResponse
 from django.utils import timezone
 from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
 
-from accounts.admin import AccountAdmin
+from accounts.admin import AccountAdmin, SoftDeleteAdminMixin
 from accounts.models import Account
-from csm.admin import CsmModelAdmin, EstimatedCountPaginator, LiveFilter, ReadOnlyAdminMixin, SoftDeleteAdminMixin
+from accounts.services import recompute_batch
+from csm.admin import CsmModelAdmin, EstimatedCountPaginator, LiveFilter, ReadOnlyAdminMixin
 from csm.exceptions import DomainError
 
 from . import services
@@ -284,13 +284,16 @@ class ServiceSavedAdmin(CsmModelAdmin):
     def save_formset(self, request, form, formset, change) -> None:
         save_formset_through_services(formset, request.user)
 
+    def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
+        # The object and each inline row are saved by their own service calls: recompute once.
+        with recompute_batch():
+            return super().changeform_view(request, object_id, form_url, extra_context)
+
     def delete_model(self, request, obj) -> None:
         REMOVE[type(obj)](obj)
 
-    @transaction.atomic
     def delete_queryset(self, request, queryset) -> None:
-        for obj in queryset.select_related(*self.list_select_related):
-            REMOVE[type(obj)](obj)
+        services.parts_remove(queryset=queryset)
 
 
 class CachedChoicesInlineMixin:
@@ -359,11 +362,6 @@ class SuccessPlanAdmin(SoftDeleteAdminMixin, ServiceSavedAdmin):
 
     def delete_model(self, request, obj) -> None:
         services.plan_delete(plan=obj)
-
-    @transaction.atomic
-    def delete_queryset(self, request, queryset) -> None:
-        for plan in queryset.filter(deleted_at__isnull=True):
-            services.plan_delete(plan=plan)
 
 
 class TargetForm(forms.ModelForm):

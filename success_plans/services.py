@@ -15,7 +15,7 @@ from decimal import Decimal
 from typing import Any, NamedTuple
 
 from django.db import transaction
-from django.db.models import DateTimeField, DecimalField, Max, Model, OuterRef, Subquery
+from django.db.models import DateTimeField, DecimalField, Max, Model, OuterRef, QuerySet, Subquery
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -165,9 +165,7 @@ def plan_abandon(*, plan: SuccessPlan, reason: str) -> SuccessPlan:
 @transaction.atomic
 def plan_delete(*, plan: SuccessPlan) -> SuccessPlan:
     """Soft-delete a plan (partners sync the tombstone); it stops counting towards health."""
-    soft_delete(instance=plan)
-    queue_recompute([plan.account_id])
-    return plan
+    return soft_delete(instance=plan)  # which queues the account's recompute
 
 
 # --- plans from playbooks -----------------------------------------------------------------------
@@ -376,9 +374,19 @@ def goal_abandon(*, goal: Goal, reason: str) -> Goal:
 @transaction.atomic
 def goal_remove(*, goal: Goal) -> None:
     """Delete a goal with its targets, their readings, and its initiatives."""
-    account_id = goal.plan.account_id
-    goal.delete()
-    queue_recompute([account_id])
+    parts_remove(queryset=Goal.objects.filter(pk=goal.pk))
+
+
+@transaction.atomic
+def parts_remove(*, queryset: QuerySet[Goal] | QuerySet[Target] | QuerySet[Initiative]) -> int:
+    """Delete goals, targets or initiatives (with what hangs off them) in one set-based call; their
+    accounts are recomputed once. Returns how many were deleted."""
+    path = {Goal: "plan__account_id", Target: "goal__plan__account_id", Initiative: "goal__plan__account_id"}
+    account_ids = set(queryset.values_list(path[queryset.model], flat=True).order_by())
+    count = queryset.count()
+    queryset.delete()
+    queue_recompute(account_ids)
+    return count
 
 
 @transaction.atomic
@@ -430,9 +438,7 @@ def target_update(*, target: Target, data: Mapping[str, Any]) -> Target:
 
 @transaction.atomic
 def target_remove(*, target: Target) -> None:
-    account_id = target.goal.plan.account_id
-    target.delete()
-    queue_recompute([account_id])
+    parts_remove(queryset=Target.objects.filter(pk=target.pk))
 
 
 @transaction.atomic
@@ -603,9 +609,7 @@ def initiative_reopen(*, initiative: Initiative) -> Initiative:
 
 @transaction.atomic
 def initiative_remove(*, initiative: Initiative) -> None:
-    account_id = initiative.goal.plan.account_id
-    initiative.delete()
-    queue_recompute([account_id])
+    parts_remove(queryset=Initiative.objects.filter(pk=initiative.pk))
 
 
 @transaction.atomic

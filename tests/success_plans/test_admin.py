@@ -207,3 +207,39 @@ def test_a_playbook_s_goals_targets_and_initiatives_are_saved_from_one_page(admi
     goal.refresh_from_db()
     assert list(goal.targets.values_list("name", flat=True)) == ["Outcomes documented"]
     assert list(goal.initiatives.values_list("title", "due_in_days")) == [("Value summary", 21)]
+
+
+def test_saving_a_goal_with_changed_inline_rows_queues_one_recompute(admin_client, django_capture_on_commit_callbacks):
+    goal = factories.GoalFactory()
+    factories.InitiativeFactory.create_batch(2, goal=goal)
+    factories.TargetFactory.create_batch(2, goal=goal, current_value=None)
+    data = form_data(admin_client.get(change_url(goal)))
+    prefix_i = next(k.split("-")[0] for k in data if k.endswith("-TOTAL_FORMS") and "initiative" in k)
+    prefix_t = next(k.split("-")[0] for k in data if k.endswith("-TOTAL_FORMS") and "target" in k)
+    data |= {
+        "title": "Renamed goal",
+        f"{prefix_i}-0-status": "done",
+        f"{prefix_i}-1-title": "Renamed initiative",
+        f"{prefix_t}-0-current_value": "70",
+        f"{prefix_t}-1-name": "Renamed target",
+    }
+    with django_capture_on_commit_callbacks() as callbacks:
+        assert admin_client.post(change_url(goal), data).status_code == 302
+    assert len(callbacks) == 1
+    assert Goal.objects.get(pk=goal.pk).title == "Renamed goal"
+
+
+def test_deleting_several_goals_is_one_call_with_one_recompute(admin_client, django_capture_on_commit_callbacks):
+    plan = factories.SuccessPlanFactory()
+    goals = factories.GoalFactory.create_batch(3, plan=plan)
+    factories.TargetFactory(goal=goals[0])
+    changelist = reverse("admin:success_plans_goal_changelist")
+    with django_capture_on_commit_callbacks() as callbacks:
+        response = admin_client.post(
+            changelist,
+            {"action": "delete_selected", "post": "yes", ACTION_CHECKBOX_NAME: [g.pk for g in goals[:2]]},
+        )
+    assert response.status_code == 302
+    assert list(Goal.objects.values_list("pk", flat=True)) == [goals[2].pk]
+    assert not Target.objects.exists()
+    assert len(callbacks) == 1
