@@ -10,7 +10,6 @@ each walk an index), two read success-plan progress, then snapshots are upserted
 
 import datetime
 import logging
-from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
@@ -18,7 +17,6 @@ from decimal import ROUND_HALF_UP, Decimal
 from django.db import IntegrityError, transaction
 from django.db.models import (
     Avg,
-    Count,
     DecimalField,
     F,
     FloatField,
@@ -39,13 +37,12 @@ from accounts.selectors import account_mrr_on_expression
 from csm.db import bulk_upsert
 from csm.exceptions import DomainError, full_clean
 from metrics.models import HealthBand, HealthComponent, HealthModel, HealthSnapshot, RecomputeIssue, UsageRecord
-from success_plans.models import Initiative, SuccessPlan, Target
+from success_plans.selectors import plan_progress_by_account
 
 Kind = HealthComponent.Kind
 ONE_DAY = datetime.timedelta(days=1)
 TREND_DAYS = 30
 SENTIMENT_DAYS = 90
-OVERDUE_INITIATIVE_PENALTY = Decimal("0.1")
 RAW_PLACES = Decimal("0.000001")
 SCORE_PLACES = Decimal("0.1")
 VALUE = DecimalField(max_digits=18, decimal_places=4)
@@ -225,36 +222,6 @@ def _measure_annotations(model: HealthModel, on: datetime.date) -> dict:
     return annotations
 
 
-def plan_progress_by_account(*, scope: Q, on: datetime.date) -> dict[int, Decimal]:
-    """Mean target progress over each account's active plans, less 0.1 per overdue initiative, >= 0.
-
-    Accounts with no target on an active plan have no entry (no data). Plans have no history, so a
-    past date uses their current state.
-    """
-    accounts = Account.objects.filter(scope).values("pk")
-    active_plans = SuccessPlan.objects.alive().filter(status=SuccessPlan.Status.ACTIVE, account__in=accounts)
-    progress: dict[int, list[Decimal]] = defaultdict(list)
-    targets = Target.objects.filter(goal__plan__in=active_plans).values_list(
-        "goal__plan__account_id", "baseline", "target_value", "current_value"
-    )
-    for account_id, baseline, target_value, current in targets:
-        current = baseline if current is None else current
-        share = (current - baseline) / (target_value - baseline)
-        progress[account_id].append(min(max(share, Decimal(0)), Decimal(1)))
-    overdue = dict(
-        Initiative.objects.filter(goal__plan__in=active_plans, due_date__lt=on)
-        .exclude(status=Initiative.Status.DONE)
-        .values_list("goal__plan__account_id")
-        .annotate(n=Count("pk"))
-        .order_by()
-    )
-    result = {}
-    for account_id, shares in progress.items():
-        mean = sum(shares, Decimal(0)) / len(shares)
-        result[account_id] = max(mean - OVERDUE_INITIATIVE_PENALTY * overdue.get(account_id, 0), Decimal(0))
-    return result
-
-
 def _raw_values(
     model: HealthModel, row: dict, on: datetime.date, plan_progress: dict[int, Decimal]
 ) -> dict[int, Decimal | None]:
@@ -300,7 +267,7 @@ def health_scores_on(*, on: datetime.date, scope: Q, model: HealthModel) -> dict
         .order_by()
     )
     needs_plans = any(c.kind == Kind.PLAN_PROGRESS for c in model.components.all())
-    plan_progress = plan_progress_by_account(scope=scope, on=on) if needs_plans else {}
+    plan_progress = plan_progress_by_account(accounts=Account.objects.filter(scope), on=on) if needs_plans else {}
     scores = {}
     for row in rows:
         score = combine(model=model, raw_values=_raw_values(model, row, on, plan_progress))
