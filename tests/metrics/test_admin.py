@@ -2,11 +2,9 @@
 
 import datetime
 from decimal import Decimal
-from typing import Any
 
 import pytest
 from django.db import connection
-from django.forms import MultiWidget
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
@@ -14,37 +12,13 @@ from django.utils.formats import date_format
 
 from metrics.models import Alert, HealthComponent, HealthModel, HealthSnapshot, UsageRecord
 from tests import factories
+from tests.admin.test_admin import form_data, messages_of
 
 pytestmark = pytest.mark.django_db
 
 
 def url(model, view: str, *args) -> str:
     return reverse(f"admin:{model._meta.app_label}_{model._meta.model_name}_{view}", args=args)
-
-
-def form_data(response) -> dict[str, Any]:
-    """What a browser posts back from an admin add or change page as it was rendered."""
-    forms = [response.context["adminform"].form]
-    for inline in response.context["inline_admin_formsets"]:
-        forms += [inline.formset.management_form, *inline.formset.forms]
-    data: dict[str, Any] = {}
-    for form in forms:
-        for bound in form:
-            value = bound.value()
-            widget = getattr(bound.field.widget, "widget", bound.field.widget)
-            if isinstance(widget, MultiWidget):
-                for index, part in enumerate(widget.decompress(value)):
-                    data[f"{bound.html_name}_{index}"] = "" if part is None else str(part)
-            elif isinstance(value, bool):
-                if value:
-                    data[bound.html_name] = "on"
-            else:
-                data[bound.html_name] = "" if value is None else str(value)
-    return data
-
-
-def messages_of(response) -> list[str]:
-    return [str(message) for message in response.context["messages"]]
 
 
 def weights(model: HealthModel) -> dict[str, Decimal]:
@@ -228,6 +202,29 @@ class TestHealthModelPage:
         response = admin_client.post(url(HealthModel, "add"), data)
         assert response.status_code == 200
         assert not HealthModel.objects.filter(version=7).exists()
+
+    def test_a_new_model_saved_active_retires_the_active_one(self, admin_client):
+        old = HealthModel.objects.get(is_active=True)
+        data = form_data(admin_client.get(url(HealthModel, "add")))
+        data.update(
+            {
+                "name": "Sentiment only",
+                "version": "7",
+                "is_active": "on",
+                "components-TOTAL_FORMS": "1",
+                "components-0-kind": "sentiment",
+                "components-0-weight": "1",
+                "components-0-bad": "-1",
+                "components-0-good": "1",
+                "components-0-order": "0",
+            }
+        )
+
+        admin_client.post(url(HealthModel, "add"), data)
+
+        assert list(HealthModel.objects.filter(is_active=True).values_list("version", flat=True)) == [7]
+        old.refresh_from_db()
+        assert not old.is_active and weights(old) == SEEDED
 
     def test_the_change_page_reads_its_components_in_one_query(self, admin_client, django_assert_max_num_queries):
         few = factories.HealthModelFactory()
