@@ -7,7 +7,10 @@ the accounts generated before it, on the chunk it is written in, or on the other
 
 Names come from fixed word lists rather than Faker, so the data does not change with library versions.
 Accounts are generated and written in chunks, which keeps memory flat however many accounts are asked
-for; every write is a bulk insert.
+for. The raw records (accounts, contacts, revenue lines, touches, usage) are bulk inserts; what the
+product derives from them (tier history, churn events, MRR, last touch, plans from the playbooks and
+their target readings) goes through the services' bulk paths, a fixed number of queries per chunk.
+This app sits above all others: it may import any of them, and none imports it.
 """
 
 import calendar
