@@ -1,7 +1,7 @@
 """Product usage pushed by partners: one value per (account, metric, day); re-sending a day replaces it."""
 
 import datetime
-from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from decimal import Decimal
 
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_slug
@@ -11,34 +11,19 @@ from django.utils.translation import gettext as _
 
 from accounts.services import queue_recompute, recompute_batch
 from csm.exceptions import DomainError
+from csm.numbers import clean_decimal
 from metrics.models import UsageRecord
 from metrics.services.targets import targets_follow_usage
 
-# The column holds 18 digits, 4 of them after the point: |value| < 10^14 once rounded to 4 places. SQLite
-# stores a double and reads it back to 15 significant digits, so a value much above 99999999999999.9 (say
-# 99999999999999.95, or .9499, whose nearest double is .953125) would come back as 10^14, which no longer
-# fits, and break every page that lists it. The bound leaves that margin on every database, so a value is
-# accepted or refused alike everywhere.
-PLACES = Decimal("0.0001")
-MAX_VALUE = Decimal("99999999999999.9")
+VALUE = {"max_digits": 18, "decimal_places": 4}  # UsageRecord.value
 
 
 def usage_value(raw) -> tuple[Decimal | None, str | None]:
-    """The value as stored (rounded half away from zero to 4 places, as PostgreSQL rounds), or an error."""
+    """The value as stored (see `csm.numbers.clean_decimal`), or the error naming the field."""
     try:
-        value = Decimal(str(raw))
-    except (InvalidOperation, ValueError):
-        return None, _("value: a finite number is required.")
-    if not value.is_finite():
-        return None, _("value: a finite number is required.")
-    # Checking the magnitude first keeps the rounding below from needing more digits than it has.
-    rounded = value.quantize(PLACES, rounding=ROUND_HALF_UP) if value.adjusted() < 15 else None
-    if rounded is None or abs(rounded) > MAX_VALUE:
-        return None, _(
-            "value: %(value)s is out of range; a usage value, rounded to 4 decimal places, must lie between "
-            "%(low)s and %(high)s."
-        ) % {"value": raw, "low": -MAX_VALUE, "high": MAX_VALUE}
-    return rounded, None
+        return clean_decimal(raw, **VALUE), None
+    except DomainError as error:
+        return None, _("value: %(problem)s") % {"problem": error.messages[0]}
 
 
 def _clean(record: dict) -> tuple[UsageRecord | None, list[str]]:

@@ -62,7 +62,7 @@ def test_values_that_do_not_fit_are_refused_per_record(sent):
         usage_records_upsert(records=[record(account, "5"), record(account, sent, DAY + datetime.timedelta(days=1))])
     assert error.value.message_dict == {
         "1": [
-            f"value: {sent} is out of range; a usage value, rounded to 4 decimal places, must lie between "
+            f"value: {sent} is out of range; rounded to 4 places, it must lie between "
             "-99999999999999.9 and 99999999999999.9."
         ]
     }
