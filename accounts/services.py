@@ -255,35 +255,12 @@ def tier_assign(
     assigned_by=None,
     at: datetime.datetime | None = None,
 ) -> TierAssignment:
-    """Move an account into `tier`, closing its current assignment; a no-op when already there."""
-    at = at or timezone.now()
-    current = TierAssignment.objects.select_for_update().filter(account=account, ended_at__isnull=True).first()
-    if current is not None and current.tier_id == tier.pk:
-        if account.tier_id != tier.pk:
-            Account.objects.filter(pk=account.pk).update(tier=tier, updated_at=timezone.now())
-            account.tier = tier
-        return current
-    if current is not None:
-        if at < current.started_at:
-            raise DomainError(
-                _("A tier change cannot take effect before the current tier started (%(start)s).")
-                % {"start": current.started_at.isoformat()}
-            )
-        current.ended_at = at
-        current.save(update_fields=["ended_at", "updated_at"])
-    assignment = TierAssignment(
-        account=account,
-        tier=tier,
-        started_at=at,
-        source=source,
-        reason=reason,
-        assigned_by=assigned_by,
+    """Move one account into `tier` (see `tier_assignments_open`); a no-op when it is already there."""
+    opened = tier_assignments_open(
+        assignments=[(account.pk, tier, at or timezone.now(), source, reason)], assigned_by=assigned_by
     )
-    full_clean(assignment)
-    assignment.save()
-    Account.objects.filter(pk=account.pk).update(tier=tier, updated_at=timezone.now())
     account.tier = tier
-    return assignment
+    return opened[0] if opened else TierAssignment.objects.get(account=account, ended_at__isnull=True)
 
 
 def account_save(
@@ -366,11 +343,10 @@ def accounts_save(
             churns.append((account.pk, account.churned_at, account.churn_reason))
 
     tiers = Tier.objects.in_bulk({tier_id for _pk, tier_id, _note in tier_changes}) if tier_changes else {}
-    opened = tier_assignments_open(
-        assignments=[(pk, tiers[tier_id], now, source, note) for pk, tier_id, note in tier_changes]
+    tier_assignments_open(
+        assignments=[(pk, tiers[tier_id], now, source, note) for pk, tier_id, note in tier_changes],
+        assigned_by=changed_by,
     )
-    if changed_by is not None and opened:
-        TierAssignment.objects.filter(pk__in=[row.pk for row in opened]).update(assigned_by=changed_by)
     for chunk in _chunks(tier_removed):
         TierAssignment.objects.filter(account_id__in=chunk, ended_at__isnull=True).update(ended_at=now, updated_at=now)
     _tier_history_restart(lock_changes, changed_by=changed_by, at=now)
@@ -392,23 +368,12 @@ def _tier_history_restart(rows: list[tuple[int, int, str]], *, changed_by, at: d
     Locking or unlocking keeps the tier but changes who holds it (a person, or the rules): the new period
     says from when, why and by whom.
     """
-    for batch in _chunks(rows):
-        TierAssignment.objects.filter(account_id__in=[row[0] for row in batch], ended_at__isnull=True).update(
-            ended_at=at, updated_at=at
-        )
-        TierAssignment.objects.bulk_create(
-            TierAssignment(
-                account_id=account_id,
-                tier_id=tier_id,
-                started_at=at,
-                source=TierAssignment.Source.MANUAL,
-                reason=reason,
-                assigned_by=changed_by,
-                created_at=at,
-                updated_at=at,
-            )
-            for account_id, tier_id, reason in batch
-        )
+    tiers = Tier.objects.in_bulk({tier_id for _pk, tier_id, _reason in rows}) if rows else {}
+    tier_assignments_open(
+        assignments=[(pk, tiers[tier_id], at, TierAssignment.Source.MANUAL, reason) for pk, tier_id, reason in rows],
+        assigned_by=changed_by,
+        restart=True,
+    )
 
 
 @transaction.atomic
@@ -832,13 +797,16 @@ REASON_LENGTH = TierAssignment._meta.get_field("reason").max_length
 
 
 @transaction.atomic
-def tier_assignments_open(*, assignments: Iterable[TierOpening]) -> list[TierAssignment]:
+def tier_assignments_open(
+    *, assignments: Iterable[TierOpening], assigned_by=None, restart: bool = False
+) -> list[TierAssignment]:
     """Record many tier changes: each (account id, tier, at, source, reason) closes the account's open
-    assignment at `at`, opens one in `tier` from `at`, and sets `Account.tier`. Returns the rows opened.
+    assignment at `at`, opens one in `tier` from `at` (assigned by `assigned_by`), and sets `Account.tier`.
+    Returns the rows opened.
 
-    An account already in `tier` keeps its open assignment (only `Account.tier` is brought in line). All or
-    nothing; a fixed number of queries per ID_BATCH rows. Bulk writers of tier history (the tier rules,
-    imports, demo data) come through here.
+    An account already in `tier` keeps its open assignment (only `Account.tier` is brought in line), unless
+    `restart`: then it gets a new period in the same tier (locking a tier changes who holds it). All or
+    nothing; a fixed number of queries per ID_BATCH rows. Every writer of tier history comes through here.
     """
     rows = list(assignments)
     ids = [row[0] for row in rows]
@@ -846,11 +814,11 @@ def tier_assignments_open(*, assignments: Iterable[TierOpening]) -> list[TierAss
         raise DomainError(_("An account can change tier only once per call; it was given more than once."))
     opened: list[TierAssignment] = []
     for first in range(0, len(rows), ID_BATCH):
-        opened += _tier_assignments_open_batch(rows[first : first + ID_BATCH])
+        opened += _tier_assignments_open_batch(rows[first : first + ID_BATCH], assigned_by, restart)
     return opened
 
 
-def _tier_assignments_open_batch(rows: list[TierOpening]) -> list[TierAssignment]:
+def _tier_assignments_open_batch(rows: list[TierOpening], assigned_by, restart: bool) -> list[TierAssignment]:
     ids = [account_id for account_id, *_rest in rows]
     current_tiers = dict(Account.objects.filter(pk__in=ids).values_list("pk", "tier_id"))
     open_now = {
@@ -874,7 +842,7 @@ def _tier_assignments_open_batch(rows: list[TierOpening]) -> list[TierAssignment
                 _("Keep the reason of a tier change to %(max)s characters or fewer.") % {"max": REASON_LENGTH}
             )
         current = open_now.get(account_id)
-        if current is not None and current.tier_id == tier.pk:
+        if current is not None and current.tier_id == tier.pk and not restart:
             tier_of[account_id] = tier
             continue
         if current is not None:
@@ -892,6 +860,7 @@ def _tier_assignments_open_batch(rows: list[TierOpening]) -> list[TierAssignment
                 started_at=at,
                 source=source,
                 reason=reason,
+                assigned_by=assigned_by,
                 created_at=now,
                 updated_at=now,
             )
