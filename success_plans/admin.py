@@ -6,6 +6,7 @@ workspace and the API do. Playbooks are configuration: a template is edited on o
 their targets and initiatives nested.
 """
 
+from collections.abc import Callable
 from typing import Any
 
 import nested_admin
@@ -180,25 +181,36 @@ def save_plan(form: forms.ModelForm, user) -> SuccessPlan:
     return plan
 
 
+def _save_part(form: forms.ModelForm, *, add: Callable[[], Model], update: Callable, editable: tuple[str, ...]):
+    """A new row through its `add` service (then its order), a changed one through `update`."""
+    if form.instance._state.adding:
+        part = _adopt(form, add())
+        changes = {"order": form.cleaned_data["order"]} if "order" in form.changed_data else {}
+    else:
+        part = type(form.instance).objects.get(pk=form.instance.pk)
+        changes = _changed(form, editable)
+    return update(part, changes) if changes else part
+
+
+def _status_changed(form: forms.ModelForm, *names: str) -> bool:
+    return bool({"status", "status_reason", *names} & set(form.changed_data)) and bool(form.cleaned_data.get("status"))
+
+
 def save_goal(form: forms.ModelForm, user, plan: SuccessPlan | None = None) -> Goal:
     data = form.cleaned_data
-    if form.instance._state.adding:
-        goal = services.goal_add(
+    goal = _save_part(
+        form,
+        add=lambda: services.goal_add(
             plan=plan or data["plan"],
             title=data["title"],
             description=data.get("description", ""),
             priority=data.get("priority") or Goal._meta.get_field("priority").default,
             due_date=data.get("due_date"),
-        )
-        _adopt(form, goal)
-        if "order" in form.changed_data:
-            goal = services.goal_update(goal=goal, data={"order": data["order"]})
-    else:
-        goal = Goal.objects.select_related("plan").get(pk=form.instance.pk)
-        changes = _changed(form, services.GOAL_EDITABLE_FIELDS)
-        if changes:
-            goal = services.goal_update(goal=goal, data=changes)
-    if {"status", "status_reason", "achieved_at"} & set(form.changed_data) and data.get("status"):
+        ),
+        update=lambda goal, changes: services.goal_update(goal=goal, data=changes),
+        editable=services.GOAL_EDITABLE_FIELDS,
+    )
+    if _status_changed(form, "achieved_at"):
         goal = services.goal_set_status(
             goal=goal, status=data["status"], reason=data.get("status_reason", ""), on=data.get("achieved_at")
         )
@@ -207,8 +219,9 @@ def save_goal(form: forms.ModelForm, user, plan: SuccessPlan | None = None) -> G
 
 def save_target(form: forms.ModelForm, user, goal: Goal | None = None) -> Target:
     data = form.cleaned_data
-    if form.instance._state.adding:
-        target = services.target_add(
+    target = _save_part(
+        form,
+        add=lambda: services.target_add(
             goal=goal or data["goal"],
             name=data["name"],
             target_value=data["target_value"],
@@ -216,15 +229,10 @@ def save_target(form: forms.ModelForm, user, goal: Goal | None = None) -> Target
             unit=data.get("unit", ""),
             due_date=data.get("due_date"),
             usage_metric=data.get("usage_metric", ""),
-        )
-        _adopt(form, target)
-        if "order" in form.changed_data:
-            target = services.target_update(target=target, data={"order": data["order"]})
-    else:
-        target = Target.objects.select_related("goal__plan").get(pk=form.instance.pk)
-        changes = _changed(form, services.TARGET_EDITABLE_FIELDS)
-        if changes:
-            target = services.target_update(target=target, data=changes)
+        ),
+        update=lambda target, changes: services.target_update(target=target, data=changes),
+        editable=services.TARGET_EDITABLE_FIELDS,
+    )
     if "current_value" in form.changed_data and data.get("current_value") is not None:
         services.target_measure(target=target, value=data["current_value"], recorded_by=user)
     return target
@@ -232,19 +240,15 @@ def save_target(form: forms.ModelForm, user, goal: Goal | None = None) -> Target
 
 def save_initiative(form: forms.ModelForm, user, goal: Goal | None = None) -> Initiative:
     data = form.cleaned_data
-    if form.instance._state.adding:
-        initiative = services.initiative_add(
+    initiative = _save_part(
+        form,
+        add=lambda: services.initiative_add(
             goal=goal or data["goal"], title=data["title"], owner=data.get("owner"), due_date=data.get("due_date")
-        )
-        _adopt(form, initiative)
-        if "order" in form.changed_data:
-            initiative = services.initiative_update(initiative=initiative, data={"order": data["order"]})
-    else:
-        initiative = Initiative.objects.select_related("goal__plan").get(pk=form.instance.pk)
-        changes = _changed(form, services.INITIATIVE_EDITABLE_FIELDS)
-        if changes:
-            initiative = services.initiative_update(initiative=initiative, data=changes)
-    if {"status", "status_reason"} & set(form.changed_data) and data.get("status"):
+        ),
+        update=lambda initiative, changes: services.initiative_update(initiative=initiative, data=changes),
+        editable=services.INITIATIVE_EDITABLE_FIELDS,
+    )
+    if _status_changed(form):
         initiative = services.initiative_set_status(
             initiative=initiative, status=data["status"], reason=data.get("status_reason", "")
         )

@@ -24,6 +24,30 @@ def _mean(values: list[Decimal]) -> Decimal | None:
     return sum(values, Decimal(0)) / len(values) if values else None
 
 
+def _progress_inputs(
+    plans: QuerySet[SuccessPlan], key: str, on: datetime.date
+) -> tuple[dict[int, list[Decimal]], dict[int, int], dict[int, int]]:
+    """Per `key` ("account_id" or "id" of the plan): the progress of each target of `plans`, how many
+    of those targets are measured, and how many initiatives are past due on `on` and not done. Two queries.
+    """
+    shares: dict[int, list[Decimal]] = defaultdict(list)
+    measured: dict[int, int] = defaultdict(int)
+    targets = Target.objects.filter(goal__plan__in=plans).values_list(
+        f"goal__plan__{key}", "baseline", "target_value", "current_value"
+    )
+    for group, baseline, target_value, current in targets.order_by():
+        shares[group].append(target_progress(baseline=baseline, target_value=target_value, current_value=current))
+        measured[group] += current is not None
+    overdue = dict(
+        Initiative.objects.filter(goal__plan__in=plans, due_date__lt=on)
+        .exclude(status=Initiative.Status.DONE)
+        .values_list(f"goal__plan__{key}")
+        .annotate(n=Count("pk"))
+        .order_by()
+    )
+    return shares, measured, overdue
+
+
 def plan_progress_by_account(*, accounts: QuerySet[Account], on: datetime.date) -> dict[int, Decimal]:
     """The health input `plan_progress`: per account, the mean progress of the targets on its active
     plans, less 0.1 per initiative of those plans past due on `on` and not done, not below 0.
@@ -34,19 +58,7 @@ def plan_progress_by_account(*, accounts: QuerySet[Account], on: datetime.date) 
     active_plans = SuccessPlan.objects.alive().filter(
         status=SuccessPlan.Status.ACTIVE, account__in=accounts.values("pk")
     )
-    shares: dict[int, list[Decimal]] = defaultdict(list)
-    targets = Target.objects.filter(goal__plan__in=active_plans).values_list(
-        "goal__plan__account_id", "baseline", "target_value", "current_value"
-    )
-    for account_id, baseline, target_value, current in targets.order_by():
-        shares[account_id].append(target_progress(baseline=baseline, target_value=target_value, current_value=current))
-    overdue = dict(
-        Initiative.objects.filter(goal__plan__in=active_plans, due_date__lt=on)
-        .exclude(status=Initiative.Status.DONE)
-        .values_list("goal__plan__account_id")
-        .annotate(n=Count("pk"))
-        .order_by()
-    )
+    shares, _measured, overdue = _progress_inputs(active_plans, "account_id", on)
     return {
         account_id: max(_mean(values) - OVERDUE_INITIATIVE_PENALTY * overdue.get(account_id, 0), Decimal(0))
         for account_id, values in shares.items()
@@ -65,22 +77,8 @@ class PlanProgress:
 
 def plans_progress(*, plan_ids: list[int], on: datetime.date | None = None) -> dict[int, PlanProgress]:
     """Progress of each plan in `plan_ids` (see PlanProgress); overdue means past due on `on` (today)."""
-
-    on = on or timezone.localdate()
-    shares: dict[int, list[Decimal]] = defaultdict(list)
-    measured: dict[int, int] = defaultdict(int)
-    rows = Target.objects.filter(goal__plan_id__in=plan_ids).values_list(
-        "goal__plan_id", "baseline", "target_value", "current_value"
-    )
-    for plan_id, baseline, target_value, current in rows.order_by():
-        shares[plan_id].append(target_progress(baseline=baseline, target_value=target_value, current_value=current))
-        measured[plan_id] += current is not None
-    overdue = dict(
-        Initiative.objects.filter(goal__plan_id__in=plan_ids, due_date__lt=on)
-        .exclude(status=Initiative.Status.DONE)
-        .values_list("goal__plan_id")
-        .annotate(n=Count("pk"))
-        .order_by()
+    shares, measured, overdue = _progress_inputs(
+        SuccessPlan.objects.filter(pk__in=plan_ids), "id", on or timezone.localdate()
     )
     return {
         plan_id: PlanProgress(

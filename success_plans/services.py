@@ -12,7 +12,7 @@ import datetime
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypeVar
 
 from django.db import transaction
 from django.db.models import DateTimeField, DecimalField, Max, Model, OuterRef, QuerySet, Subquery
@@ -42,6 +42,7 @@ Source = TargetMeasurement.Source
 FUTURE_SLACK = datetime.timedelta(minutes=5)
 VALUE_FIELD = DecimalField(**VALUE)
 BATCH_SIZE = 1000
+M = TypeVar("M", bound=Model)
 
 
 def _assign(instance: Model, data: Mapping[str, Any], editable: Sequence[str]) -> None:
@@ -50,6 +51,25 @@ def _assign(instance: Model, data: Mapping[str, Any], editable: Sequence[str]) -
         raise DomainError(_("These fields cannot be changed here: %(fields)s.") % {"fields": ", ".join(unknown)})
     for name, value in data.items():
         setattr(instance, name, value)
+
+
+def _account_id(part: Model) -> int:
+    """The account a plan, goal, target or initiative belongs to (its recompute is queued)."""
+    if isinstance(part, SuccessPlan):
+        return part.account_id
+    if isinstance(part, Goal):
+        return part.plan.account_id
+    return part.goal.plan.account_id
+
+
+def _save(part: M, data: Mapping[str, Any] | None = None, editable: Sequence[str] = ()) -> M:
+    """Apply `data` (only `editable` fields), validate, save, and queue the account's recompute."""
+    if data:
+        _assign(part, data, editable)
+    full_clean(part)
+    part.save()
+    queue_recompute([_account_id(part)])
+    return part
 
 
 def _reason(reason: str, *, required: bool, what: str) -> str:
@@ -114,10 +134,7 @@ def plan_create(
         status=status,
         external_id=external_id,
     )
-    full_clean(plan)
-    plan.save()
-    queue_recompute([plan.account_id])
-    return plan
+    return _save(plan)
 
 
 @transaction.atomic
@@ -125,10 +142,7 @@ def plan_update(*, plan: SuccessPlan, data: Mapping[str, Any]) -> SuccessPlan:
     """Change a plan's fields; its status changes through `plan_set_status`."""
     _check_open(plan)
     _assign(plan, data, PLAN_EDITABLE_FIELDS)
-    full_clean(plan)
-    plan.save()
-    queue_recompute([plan.account_id])
-    return plan
+    return _save(plan)
 
 
 @transaction.atomic
@@ -325,20 +339,13 @@ def goal_add(
         due_date=due_date,
         order=_next_order(plan.goals.all()),
     )
-    full_clean(goal)
-    goal.save()
-    queue_recompute([plan.account_id])
-    return goal
+    return _save(goal)
 
 
 @transaction.atomic
 def goal_update(*, goal: Goal, data: Mapping[str, Any]) -> Goal:
     """Change a goal's fields; its status changes through `goal_set_status`."""
-    _assign(goal, data, GOAL_EDITABLE_FIELDS)
-    full_clean(goal)
-    goal.save()
-    queue_recompute([goal.plan.account_id])
-    return goal
+    return _save(goal, data, GOAL_EDITABLE_FIELDS)
 
 
 @transaction.atomic
@@ -420,20 +427,13 @@ def target_add(
         usage_metric=usage_metric,
         order=_next_order(goal.targets.all()),
     )
-    full_clean(target)
-    target.save()
-    queue_recompute([goal.plan.account_id])
-    return target
+    return _save(target)
 
 
 @transaction.atomic
 def target_update(*, target: Target, data: Mapping[str, Any]) -> Target:
     """Change a target's definition; its value changes only by recording a measurement."""
-    _assign(target, data, TARGET_EDITABLE_FIELDS)
-    full_clean(target)
-    target.save()
-    queue_recompute([target.goal.plan.account_id])
-    return target
+    return _save(target, data, TARGET_EDITABLE_FIELDS)
 
 
 @transaction.atomic
@@ -559,20 +559,13 @@ def initiative_add(*, goal: Goal, title: str, owner=None, due_date: datetime.dat
     initiative = Initiative(
         goal=goal, title=title, owner=owner, due_date=due_date, order=_next_order(goal.initiatives.all())
     )
-    full_clean(initiative)
-    initiative.save()
-    queue_recompute([goal.plan.account_id])
-    return initiative
+    return _save(initiative)
 
 
 @transaction.atomic
 def initiative_update(*, initiative: Initiative, data: Mapping[str, Any]) -> Initiative:
     """Change an initiative's fields; its status changes through `initiative_set_status`."""
-    _assign(initiative, data, INITIATIVE_EDITABLE_FIELDS)
-    full_clean(initiative)
-    initiative.save()
-    queue_recompute([initiative.goal.plan.account_id])
-    return initiative
+    return _save(initiative, data, INITIATIVE_EDITABLE_FIELDS)
 
 
 @transaction.atomic
