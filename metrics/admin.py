@@ -346,7 +346,7 @@ class AlertAdmin(CsmModelAdmin):
     autocomplete_fields = ("rule", "account", "owner")
     action_form = AlertActionForm
     actions = ("mark_done", "snooze")
-    STATE = ("status", "snoozed_until", "closed_at", "closed_reason")
+    STATE = ("status", "snoozed_until", "closed_at", "closed_reason", "closed_by")
 
     def get_readonly_fields(self, request, obj=None):
         if obj is None:

@@ -310,6 +310,11 @@ class Alert(TimeStampedModel):
         SNOOZED = "snoozed", _("Snoozed")
         DONE = "done", _("Done")
 
+    class ClosedBy(models.TextChoices):
+        CSM = "csm", _("A CSM marked it done")
+        CLEARED = "cleared", _("The condition cleared")
+        ACCOUNT_DELETED = "account_deleted", _("The account was deleted")
+
     rule = models.ForeignKey(AlertRule, models.CASCADE, related_name="alerts", verbose_name=_("rule"))
     account = models.ForeignKey(Account, models.CASCADE, related_name="alerts", verbose_name=_("account"))
     status = models.CharField(_("status"), max_length=8, choices=Status.choices, default=Status.OPEN)
@@ -326,6 +331,7 @@ class Alert(TimeStampedModel):
     snoozed_until = models.DateField(_("snoozed until"), null=True, blank=True)
     closed_at = models.DateTimeField(_("closed at"), null=True, blank=True)
     closed_reason = models.CharField(_("closing reason"), max_length=300, blank=True)
+    closed_by = models.CharField(_("closed by"), max_length=16, choices=ClosedBy.choices, blank=True, editable=False)
 
     class Meta:
         ordering = ["due", "-created_at"]

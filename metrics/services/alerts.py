@@ -79,7 +79,13 @@ def _red_transition_annotations(rules: list[AlertRule], on: datetime.date) -> di
     )
     annotations = {"not_red_on": when_red(Subquery(not_red.values("date")[:1]), DateField())}
     for rule in rules:
-        latest = Alert.objects.filter(rule=rule, account=OuterRef("pk")).order_by("-created_at", "-pk")
+        # An alert closed only because the account was deleted was never handled: a restored account
+        # that is still red gets its alert back.
+        latest = (
+            Alert.objects.filter(rule=rule, account=OuterRef("pk"))
+            .exclude(closed_by=Alert.ClosedBy.ACCOUNT_DELETED)
+            .order_by("-created_at", "-pk")
+        )
         annotations[f"red_alert_due_{rule.pk}"] = when_red(Subquery(latest.values("due")[:1]), DateField())
         annotations[f"red_alert_created_{rule.pk}"] = when_red(
             Subquery(latest.values("created_at")[:1]), DateTimeField()
@@ -248,15 +254,16 @@ def alerts_evaluate(*, on: datetime.date | None = None, account_ids: Iterable[in
         ],
         batch_size=500,
     )
-    for ids, closing_reason in (
-        (to_close, _("Condition cleared on %(date)s") % {"date": date_format(on)}),
-        (to_close_deleted, _("The account was deleted")),
+    for ids, closing_reason, closed_by in (
+        (to_close, _("Condition cleared on %(date)s") % {"date": date_format(on)}, Alert.ClosedBy.CLEARED),
+        (to_close_deleted, _("The account was deleted"), Alert.ClosedBy.ACCOUNT_DELETED),
     ):
         for first in range(0, len(ids), ID_BATCH):
             Alert.objects.filter(pk__in=ids[first : first + ID_BATCH]).update(
                 status=Alert.Status.DONE,
                 closed_at=now,
                 closed_reason=closing_reason,
+                closed_by=closed_by,
                 snoozed_until=None,
                 updated_at=now,
             )
@@ -295,11 +302,12 @@ def alerts_close(*, alerts: QuerySet[Alert], reason: str = "") -> int:
         snoozed_until=None,
         closed_at=now,
         closed_reason=reason or _("Marked done"),
+        closed_by=Alert.ClosedBy.CSM,
         updated_at=now,
     )
 
 
-ALERT_STATE = ["status", "snoozed_until", "closed_at", "closed_reason", "updated_at"]
+ALERT_STATE = ["status", "snoozed_until", "closed_at", "closed_reason", "closed_by", "updated_at"]
 
 
 @transaction.atomic

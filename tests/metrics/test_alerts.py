@@ -305,3 +305,30 @@ def test_query_count_does_not_grow_with_accounts():
     for _ in range(30):
         make_account(band="red", score="10.0", last_touch=ON - datetime.timedelta(days=60))
     assert run() == small
+
+
+def test_restoring_a_deleted_account_brings_its_red_alert_back():
+    account = make_account(band="red", score="20.0")
+    scored(account, ON, "red", "20.0")
+    alerts_evaluate(on=ON)
+    Account.objects.filter(pk=account.pk).update(deleted_at=timezone.now())
+    alerts_evaluate(on=ON)
+    assert statuses(account) == ["done"]
+
+    Account.objects.filter(pk=account.pk).update(deleted_at=None)  # restored, still red
+    alerts_evaluate(on=ON)
+
+    assert sorted(statuses(account)) == ["done", "open"]
+    assert Alert.objects.get(account=account, status="open").rule.kind == Kind.HEALTH_RED
+
+
+def test_a_red_alert_handled_before_a_deletion_stays_handled_after_the_restore():
+    account = make_account(band="red", score="20.0")
+    scored(account, ON, "red", "20.0")
+    alerts_evaluate(on=ON)
+    alert_close(alert=Alert.objects.get(account=account), reason="Called the sponsor")
+    Account.objects.filter(pk=account.pk).update(deleted_at=timezone.now())
+    alerts_evaluate(on=ON)
+    Account.objects.filter(pk=account.pk).update(deleted_at=None)
+    alerts_evaluate(on=ON)
+    assert statuses(account) == ["done"]
