@@ -54,11 +54,33 @@ def test_recompute_health_rejects_bad_input(paying, args, message):
 
 
 def test_recompute_revenue(paying):
-    # Three months, each with rows for all, tier, industry, region and owner.
-    assert "15 revenue-month rows written." in run("recompute_revenue", "--from", "2026-01", "--to", "2026-03")
-    assert RevenueMonth.objects.filter(segment_kind="all").count() == 3
-    assert run("recompute_revenue", "--from", "2026-01", "--to", "2026-03")
-    assert RevenueMonth.objects.count() == 15
+    # A second account: 40 from 15 January, 60 from 1 March (an expansion), gone from 1 April (a churn).
+    other = factories.AccountFactory(customer_since=datetime.date(2026, 1, 15))
+    factories.SubscriptionFactory(
+        account=other, mrr=Decimal(40), start_date=datetime.date(2026, 1, 15), end_date=datetime.date(2026, 3, 1)
+    )
+    factories.SubscriptionFactory(
+        account=other, mrr=Decimal(60), start_date=datetime.date(2026, 3, 1), end_date=datetime.date(2026, 4, 1)
+    )
+    printed = run("recompute_revenue", "--from", "2026-01", "--to", "2026-04")
+    assert f"{RevenueMonth.objects.count()} revenue-month rows written." in printed
+    rows = RevenueMonth.objects.filter(segment_kind="all").order_by("month")
+    figures = [
+        (r.start_mrr, r.new_mrr, r.expansion_mrr, r.churned_mrr, r.end_mrr, r.end_accounts, r.grr, r.nrr) for r in rows
+    ]
+    assert figures == [
+        # January: both new (100 + 40); no start, so no rates.
+        (0, 140, 0, 0, 140, 2, None, None),
+        # February: nothing moves.
+        (140, 0, 0, 0, 140, 2, 1, 1),
+        # March: the second account grows from 40 to 60.
+        (140, 0, 20, 0, 160, 2, 1, Decimal("1.142857")),  # 160 / 140, to six places
+        # April: it churns its 60; GRR = NRR = 100 / 160.
+        (160, 0, 0, 60, 100, 1, Decimal("0.625"), Decimal("0.625")),
+    ]
+    count = RevenueMonth.objects.count()
+    run("recompute_revenue", "--from", "2026-01", "--to", "2026-04")
+    assert RevenueMonth.objects.count() == count
     with pytest.raises(CommandError, match="'2026-1x' is not a month; use YYYY-MM."):
         run("recompute_revenue", "--from", "2026-1x")
     with pytest.raises(CommandError, match="ends before it starts"):
