@@ -243,3 +243,17 @@ def test_deleting_several_goals_is_one_call_with_one_recompute(admin_client, dja
     assert list(Goal.objects.values_list("pk", flat=True)) == [goals[2].pk]
     assert not Target.objects.exists()
     assert len(callbacks) == 1
+
+
+def test_a_template_goal_page_costs_the_same_queries_for_few_and_many_rows(admin_client):
+    counts = []
+    for size in (1, 5):
+        goal = factories.TemplateGoalFactory()
+        factories.TemplateTargetFactory.create_batch(size, goal=goal)
+        factories.TemplateInitiativeFactory.create_batch(size, goal=goal)
+        url = change_url(goal)
+        admin_client.get(url)
+        with CaptureQueriesContext(connection) as queries:
+            assert admin_client.get(url).status_code == 200
+        counts.append(len(queries))
+    assert counts[0] == counts[1]
