@@ -103,14 +103,15 @@ def queue_recompute(account_ids: Iterable[int | None], *, revenue: bool = False)
 
 
 @contextmanager
-def recompute_batch() -> Iterator[None]:
+def recompute_batch(*, queue: bool = True) -> Iterator[None]:
     """Queue one recompute for everything queued inside the block, when it ends without an error.
 
     For requests and imports that call several services for the same accounts (an account saved with
     its contacts and revenue lines): each service queues its accounts, the block queues them once. An
-    inner block joins the outer one.
+    inner block joins the outer one. `queue=False` drops what the block asks for, for a caller that
+    recomputes those accounts itself next (the nightly chain, the event-driven recompute).
     """
-    if _pending_recompute.get() is not None:
+    if queue and _pending_recompute.get() is not None:
         yield
         return
     pending = _PendingRecompute()
@@ -119,7 +120,8 @@ def recompute_batch() -> Iterator[None]:
         yield
     finally:
         _pending_recompute.reset(token)
-    queue_recompute(pending.account_ids, revenue=pending.revenue)
+    if queue:
+        queue_recompute(pending.account_ids, revenue=pending.revenue)
 
 
 def _previous_account_id(model, pk: int | None) -> int | None:

@@ -1153,8 +1153,9 @@ def demo_seed(
         flags=_deck(deck_rng, accounts, FLAG_SHARES, ""),
         templates=list(PlanTemplate.objects.filter(is_active=True).order_by("name")),
     )
-    # The services queue a recompute of the accounts they change; the batch queues it once, at the end.
-    with _large_sqlite_cache(), recompute_batch():
+    # The services ask for a recompute of the accounts they change, as of the real today; the demo's
+    # metrics are recomputed as of its own day by `recompute_metrics` (which `dev.py run` calls next).
+    with _large_sqlite_cache(), recompute_batch(queue=False):
         for first in range(1, accounts + 1, CHUNK_SIZE):
             numbers = range(first, min(first + CHUNK_SIZE, accounts + 1))
             _write_chunk([_plan_account(number, ctx) for number in numbers], ctx, report)

@@ -7,8 +7,6 @@ everything runs eagerly, chunks one after another.
 """
 
 import datetime
-from collections.abc import Iterator
-from contextlib import contextmanager
 
 from celery import chain, chord, shared_task
 from django.conf import settings
@@ -47,27 +45,6 @@ def _moment(on: str | None) -> datetime.datetime | None:
     return day_bounds(day)[0]
 
 
-class _RecomputedHere(Exception):
-    pass
-
-
-@contextmanager
-def recomputed_here() -> Iterator[None]:
-    """Call services without queueing the recompute they ask for, because the caller recomputes those
-    accounts itself next (the nightly health step, the rest of `recompute_accounts`).
-
-    Every night each usage-linked target gets a reading, so queueing would mean one more recompute of
-    most accounts, as of today whatever day the run is for. A `recompute_batch()` queues nothing when its
-    block ends in an error; the services' writes are committed by then.
-    """
-    try:
-        with recompute_batch():
-            yield
-            raise _RecomputedHere
-    except _RecomputedHere:
-        pass
-
-
 def id_ranges(chunk_size: int = CHUNK_SIZE) -> list[tuple[int, int]]:
     """Half-open account id ranges [low, high) covering every account, `chunk_size` ids wide."""
     bounds = Account.objects.aggregate(low=Min("pk"), high=Max("pk"))
@@ -94,7 +71,9 @@ def recompute_revenue(on: str | None = None) -> int:
 @shared_task(**RETRYING)
 def follow_usage_targets(on: str | None = None) -> int:
     """Usage-linked targets record their metric's latest value on or before `on` (default today)."""
-    with recomputed_here():
+    # Every night most usage-linked targets get a reading; the chain scores health next, so the
+    # recompute those readings ask for is not queued.
+    with recompute_batch(queue=False):
         return targets_follow_usage(on=_date(on))
 
 
@@ -117,7 +96,7 @@ def recompute_accounts(account_ids: list[int]) -> int:
     """Event-driven: bring a few accounts' MRR, tier, usage-linked targets, health and alerts up to date."""
     account_mrr_refresh(account_ids=account_ids)
     tier_rules_apply(account_ids=account_ids)
-    with recomputed_here():
+    with recompute_batch(queue=False):  # health and alerts follow here
         targets_follow_usage(account_ids=account_ids)
     written = health_recompute_reported(account_ids=account_ids)
     alerts_evaluate(account_ids=account_ids)

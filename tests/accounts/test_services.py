@@ -271,6 +271,20 @@ class TestQueueRecompute:
         assert recomputed(task_runs) == [sorted([first.pk, second.pk])]
         assert revenue_recomputes(task_runs) == 1
 
+    def test_a_batch_that_does_not_queue_drops_what_its_block_asked_for(
+        self, task_runs, django_capture_on_commit_callbacks
+    ):
+        first, second = factories.AccountFactory.create_batch(2)
+        with django_capture_on_commit_callbacks(execute=True):
+            with recompute_batch():
+                queue_recompute([first.pk])
+                with recompute_batch(queue=False):  # the caller recomputes these itself
+                    queue_recompute([second.pk], revenue=True)
+            with recompute_batch(queue=False):
+                queue_recompute([second.pk])
+        assert recomputed(task_runs) == [[first.pk]]
+        assert revenue_recomputes(task_runs) == 0
+
     def test_a_failed_batch_queues_nothing(self, task_runs, django_capture_on_commit_callbacks):
         account = factories.AccountFactory()
         with django_capture_on_commit_callbacks(execute=True), pytest.raises(DomainError):

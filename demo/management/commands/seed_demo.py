@@ -136,6 +136,10 @@ class Command(BaseCommand):
                 f"Demo data ready in {time.monotonic() - started:.1f} s (seed {seed}, history up to {today})."
             )
         )
+        self.stdout.write(
+            f"Health, tiers, revenue and alerts: run `manage.py recompute_metrics --date {today}` "
+            "(`python3 dev.py run` does)."
+        )
         self.stdout.write("Open http://127.0.0.1:8000/")
         if result.admin_login:
             self.stdout.write(f"Demo login: {demo.ADMIN_USERNAME} / {demo.ADMIN_PASSWORD}")
