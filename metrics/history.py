@@ -1,7 +1,7 @@
 """Month-end MRR history of every account, and what each account did each month (SPEC 4).
 
 The public vocabulary shared by the revenue bridge (`metrics.services.revenue`) and the revenue
-selectors (`metrics.selectors`): month indexes, the history loader, one account's movement in one
+selectors (`metrics.selectors.revenue`): month indexes, the history loader, one account's movement in one
 month, and `ratio`. An account's MRR in month M is its MRR on M's last day, in CSM_CURRENCY.
 """
 

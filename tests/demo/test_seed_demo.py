@@ -16,7 +16,7 @@ from django.utils import timezone
 from accounts.models import Account, ChurnEvent, Contact, Subscription, Tier, TierAssignment, Touch
 from demo.generator import CHURN_REASONS, CSM_PASSWORD, USAGE_DAYS, demo_flush
 from metrics.models import AlertRule, HealthModel, RevenueMonth, UsageRecord
-from metrics.selectors import drilldown
+from metrics.selectors.revenue import drilldown
 from metrics.services.revenue import revenue_recompute
 from success_plans.models import Goal, Initiative, SuccessPlan, Target, TargetMeasurement
 

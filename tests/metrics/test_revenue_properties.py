@@ -7,8 +7,8 @@ from decimal import Decimal
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from metrics import selectors
 from metrics.history import FIGURES, SegmentKind, history_from_lines, month_index
+from metrics.selectors import revenue as selectors
 from metrics.services.revenue import COUNTS, bridge
 from tests.metrics.reference import STORED_FIGURES, Reference
 

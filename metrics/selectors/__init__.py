@@ -1,0 +1,1 @@
+"""Reads for pages and the API: `revenue` (retention, LTV, cohorts, churn, drill-downs) and `health`."""
