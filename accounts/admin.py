@@ -28,8 +28,8 @@ from csm.admin import (
     LiveFilter,
     ReadOnlyAdminMixin,
     ReadOnlyInlineMixin,
-    money,
 )
+from csm.formats import money
 from csm.models import SyncedModel
 
 from .models import Account, ChurnEvent, Contact, Partner, PartnerKey, Subscription, Tier, TierAssignment, Touch

@@ -1,27 +1,15 @@
-"""Admin building blocks shared by the apps: a paginator for big tables, service errors, money."""
+"""Admin building blocks shared by the apps: a paginator for big tables, service errors, read-only rows."""
 
-from decimal import Decimal
-
-from django.conf import settings
 from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
 from django.db import connections, models
 from django.db.models import QuerySet
 from django.http import HttpResponseRedirect
-from django.utils.formats import number_format
 from django.utils.functional import cached_property
 from django.utils.translation import gettext_lazy as _
 
 from csm.models import SyncedModel
-
-
-def money(value: Decimal | None, decimal_pos: int = 2) -> str:
-    """An amount in the deployment currency, grouped and formatted by the active locale."""
-    if value is None:
-        return "-"
-    return f"{settings.CSM_CURRENCY} {number_format(value, decimal_pos=decimal_pos, force_grouping=True)}"
-
 
 # --- counting big tables ------------------------------------------------------------------------
 

@@ -1,12 +1,14 @@
 from django.contrib import admin
-from django.urls import path
+from django.contrib.auth import views as auth_views
+from django.urls import include, path
 from django.views.generic import RedirectView
 
 urlpatterns = [
     path("admin/", admin.site.urls),
-    path(
-        "",
-        RedirectView.as_view(pattern_name="admin:index", permanent=False),
-        name="home",
-    ),
+    path("login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
+    path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("accounts/", include("accounts.urls")),
+    path("plans/", include("success_plans.urls")),
+    path("", include("metrics.urls")),
+    path("", RedirectView.as_view(pattern_name="admin:index", permanent=False), name="home"),
 ]

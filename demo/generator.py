@@ -25,6 +25,7 @@ from decimal import Decimal
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.hashers import make_password
+from django.contrib.auth.models import Group
 from django.db import connections, router, transaction
 from django.db.models import Model
 from django.utils import timezone
@@ -40,6 +41,7 @@ from accounts.services import (
     tier_rule_reason,
 )
 from csm.db import bulk_upsert
+from csm.roles import CSM_GROUP
 from metrics.models import Alert, HealthSnapshot, RevenueMonth, UsageRecord
 from metrics.services.targets import targets_follow_usage
 from success_plans.models import Goal, Initiative, PlanTemplate, SuccessPlan, Target, TargetMeasurement
@@ -1234,6 +1236,12 @@ def _create_users(seed: int, accounts: int) -> tuple[list, bool]:
         ignore_conflicts=True,
     )
     by_username = User.objects.in_bulk([username for username, _first, _last in people], field_name="username")
+    # The demo CSMs work in the workspace with the CSM role.
+    csm_group = Group.objects.get(name=CSM_GROUP)
+    User.groups.through.objects.bulk_create(
+        [User.groups.through(user_id=user.pk, group_id=csm_group.pk) for user in by_username.values()],
+        ignore_conflicts=True,
+    )
     return [by_username[username] for username, _first, _last in people], admin_login
 
 

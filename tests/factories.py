@@ -5,6 +5,7 @@ from decimal import Decimal
 
 import factory
 from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
 from django.utils import timezone
 
 from accounts.models import (
@@ -18,6 +19,7 @@ from accounts.models import (
     TierAssignment,
     Touch,
 )
+from csm.roles import CSM_GROUP, LEADER_GROUP
 from metrics.models import (
     Alert,
     AlertRule,
@@ -57,6 +59,20 @@ class UserFactory(factory.django.DjangoModelFactory):
 class StaffUserFactory(UserFactory):
     is_staff = True
     is_superuser = True
+
+
+def csm_user(**fields):
+    """A user in the CSM group (the workspace role)."""
+    user = UserFactory(**fields)
+    user.groups.add(Group.objects.get(name=CSM_GROUP))
+    return user
+
+
+def leader(**fields):
+    """A user in the CS leader group, staff so the admin opens too."""
+    user = UserFactory(is_staff=True, **fields)
+    user.groups.add(Group.objects.get(name=LEADER_GROUP))
+    return user
 
 
 class PartnerFactory(factory.django.DjangoModelFactory):

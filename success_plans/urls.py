@@ -1,0 +1,4 @@
+"""Workspace pages of success plans."""
+
+app_name = "plans"
+urlpatterns: list = []
