@@ -1,0 +1,3 @@
+"""Portfolio: retention, churn, expansion, cohorts, concentration and LTV, with drill-downs."""
+
+urlpatterns: list = []
