@@ -1,0 +1,503 @@
+"""Workspace pages of success plans: create (from a playbook or blank), the plan page, and editing its goals,
+targets, readings and initiatives.
+
+Views are thin: they read with `selectors`, write with `services`, and put a service's `DomainError` back
+on the form. Anyone with a workspace role reads any plan; only the account's CSM or a CS leader changes it
+(`csm.roles.can_edit_account`); a refused change is a 403 page and writes nothing. Deleted plans are 404.
+"""
+
+import datetime
+from collections import defaultdict
+
+from django.contrib import messages
+from django.core.paginator import Paginator
+from django.db import transaction
+from django.db.models import F, Window
+from django.db.models.functions import RowNumber
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import NoReverseMatch, reverse
+from django.utils import timezone
+from django.utils.translation import gettext as _
+from django.views.decorators.http import require_POST
+
+from accounts.models import Account
+from csm.exceptions import DomainError
+from csm.roles import can_edit_account
+
+from . import selectors, services
+from .forms import (
+    GoalForm,
+    InitiativeForm,
+    PlanEditForm,
+    PlanNewForm,
+    ReadingForm,
+    TargetForm,
+    add_domain_error,
+    goal_status_form,
+    initiative_status_form,
+    plan_status_form,
+)
+from .models import Goal, Initiative, PlanTemplate, SuccessPlan, Target, TargetMeasurement
+
+READINGS_SHOWN = 5  # the latest readings of each target on the plan page
+PLAYBOOKS_SHOWN = 100  # active playbooks offered when creating a plan
+PLANS_PER_PAGE = 20
+
+
+# --- shared pieces ------------------------------------------------------------------------------
+
+
+def account_url(account_id: int) -> str | None:
+    """The account page (built in metrics) when it exists, else None."""
+    for kwargs in ({"args": [account_id]}, {"kwargs": {"pk": account_id}}):
+        try:
+            return reverse("metrics:account", **kwargs)
+        except NoReverseMatch:
+            continue
+    return None
+
+
+def _refused(request: HttpRequest, account: Account) -> HttpResponse:
+    """The 403 page of a change the user may not make."""
+    return render(request, "success_plans/refused.html", {"account": account}, status=403)
+
+
+def _plan_or_404(pk: int) -> SuccessPlan:
+    try:
+        return selectors.plan_get(pk=pk)
+    except SuccessPlan.DoesNotExist:
+        raise Http404(_("No such success plan.")) from None
+
+
+def _editable_plan(request: HttpRequest, pk: int) -> SuccessPlan | HttpResponse:
+    """The live plan `pk` if the user may change it, else the refusal page."""
+    plan = get_object_or_404(SuccessPlan.objects.alive().select_related("account"), pk=pk)
+    if not can_edit_account(request.user, plan.account.owner_id):
+        return _refused(request, plan.account)
+    return plan
+
+
+def _editable_part(request: HttpRequest, model, pk: int, plan_path: str):
+    """A goal, target or initiative of a live plan if the user may change it, else the refusal page."""
+    part = get_object_or_404(
+        model.objects.select_related(f"{plan_path}__account").filter(**{f"{plan_path}__deleted_at__isnull": True}),
+        pk=pk,
+    )
+    plan = part.plan if model is Goal else part.goal.plan
+    if not can_edit_account(request.user, plan.account.owner_id):
+        return _refused(request, plan.account)
+    return part
+
+
+def _to_plan(plan_id: int, anchor: str = "") -> HttpResponse:
+    url = reverse("plans:detail", args=[plan_id])
+    return redirect(f"{url}#{anchor}" if anchor else url)
+
+
+def recent_readings(target_ids: list[int], per_target: int = READINGS_SHOWN) -> dict[int, list[TargetMeasurement]]:
+    """The latest `per_target` readings of each target, newest first, in one query (a window function)."""
+    if not target_ids:
+        return {}
+    rows = (
+        TargetMeasurement.objects.filter(target_id__in=target_ids)
+        .annotate(
+            position=Window(
+                RowNumber(), partition_by=[F("target_id")], order_by=[F("measured_at").desc(), F("id").desc()]
+            )
+        )
+        .filter(position__lte=per_target)
+        .select_related("recorded_by")
+        .order_by("target_id", "-measured_at", "-id")
+    )
+    readings: dict[int, list[TargetMeasurement]] = defaultdict(list)
+    for row in rows:
+        readings[row.target_id].append(row)
+    return readings
+
+
+def _decorate_initiative(initiative: Initiative, today: datetime.date, form=None) -> Initiative:
+    initiative.is_overdue = (
+        initiative.due_date is not None and initiative.due_date < today and initiative.status != Initiative.Status.DONE
+    )
+    initiative.status_form = form or initiative_status_form(prefix=f"initiative-{initiative.pk}")
+    return initiative
+
+
+def _render_plan(request: HttpRequest, plan: SuccessPlan, *, failed: dict | None = None) -> HttpResponse:
+    """The plan page; `failed` maps ("reading" | "goal" | "initiative", pk) to a form that was refused, shown
+    with its errors in place. A fixed number of queries: the plan with its parts (four), its progress (two),
+    the latest readings of every target (one)."""
+    failed = failed or {}
+    today = timezone.localdate()
+    goals = list(plan.goals.all())
+    targets = [target for goal in goals for target in goal.targets.all()]
+    readings = recent_readings([target.pk for target in targets])
+    for goal in goals:
+        goal.status_form = failed.get(("goal", goal.pk)) or goal_status_form(prefix=f"goal-{goal.pk}")
+        for target in goal.targets.all():
+            target.recent_readings = readings.get(target.pk, [])
+            target.reading_form = failed.get(("reading", target.pk)) or ReadingForm(prefix=f"target-{target.pk}")
+        for initiative in goal.initiatives.all():
+            _decorate_initiative(initiative, today, failed.get(("initiative", initiative.pk)))
+    context = {
+        "plan": plan,
+        "goals": goals,
+        "progress": selectors.plans_progress(plan_ids=[plan.pk], on=today)[plan.pk],
+        "account_url": account_url(plan.account_id),
+        "can_edit": can_edit_account(request.user, plan.account.owner_id),
+        "status_form": failed.get(("plan", plan.pk)) or plan_status_form(),
+    }
+    return render(request, "success_plans/plan_detail.html", context)
+
+
+# --- plans --------------------------------------------------------------------------------------
+
+
+def _playbook_for(account: Account, templates: list[PlanTemplate]) -> PlanTemplate | None:
+    """The playbook to suggest: one for the account's tier, else one for its lifecycle stage."""
+    by_tier = [t for t in templates if t.tier_id is not None and t.tier_id == account.tier_id]
+    by_stage = [t for t in templates if t.lifecycle_stage and t.lifecycle_stage == account.lifecycle_stage]
+    return (by_tier or by_stage or [None])[0]
+
+
+def plan_new(request: HttpRequest) -> HttpResponse:
+    """Create a plan for `?account=<pk>`, from a playbook or blank, then show it."""
+    try:
+        account_id = int(request.GET.get("account", ""))
+    except ValueError:
+        raise Http404(_("Choose the account the plan is for.")) from None
+    account = get_object_or_404(Account.objects.alive().select_related("tier"), pk=account_id)
+    if not can_edit_account(request.user, account.owner_id):
+        return _refused(request, account)
+    templates = list(PlanTemplate.objects.filter(is_active=True).order_by("name")[:PLAYBOOKS_SHOWN])
+    suggested = _playbook_for(account, templates)
+    initial = {"template": suggested.pk if suggested else "", "start_date": timezone.localdate()}
+    form = PlanNewForm(request.POST or None, templates=templates, initial=initial)
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        try:
+            with transaction.atomic():  # a playbook plan and the fields given on top of it, or nothing
+                if data["template"]:
+                    plan = services.plan_create_from_template(
+                        account=account, template=data["template"], start_date=data["start_date"], status=data["status"]
+                    )
+                    extra = {name: data[name] for name in ("title", "success_definition", "target_date") if data[name]}
+                    if extra:
+                        services.plan_update(plan=plan, data=extra)
+                else:
+                    plan = services.plan_create(
+                        account=account,
+                        title=data["title"],
+                        success_definition=data["success_definition"],
+                        start_date=data["start_date"],
+                        target_date=data["target_date"],
+                        status=data["status"],
+                    )
+        except DomainError as error:
+            add_domain_error(form, error)
+        else:
+            messages.success(request, _("The success plan “%(title)s” was created.") % {"title": plan.title})
+            return _to_plan(plan.pk)
+    context = {"account": account, "form": form, "account_url": account_url(account.pk), "suggested": suggested}
+    return render(request, "success_plans/plan_new.html", context)
+
+
+def plan_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    return _render_plan(request, _plan_or_404(pk))
+
+
+def plan_edit(request: HttpRequest, pk: int) -> HttpResponse:
+    plan = _editable_plan(request, pk)
+    if isinstance(plan, HttpResponse):
+        return plan
+    initial = {name: getattr(plan, name) for name in ("title", "success_definition", "start_date", "target_date")}
+    initial["owner"] = plan.owner_id
+    form = PlanEditForm(request.POST or None, initial=initial)
+    if request.method == "POST" and form.is_valid():
+        try:
+            services.plan_update(plan=plan, data=form.cleaned_data)
+        except DomainError as error:
+            add_domain_error(form, error)
+        else:
+            messages.success(request, _("The plan was saved."))
+            return _to_plan(plan.pk)
+    return render(request, "success_plans/plan_edit.html", {"plan": plan, "form": form})
+
+
+@require_POST
+def plan_status(request: HttpRequest, pk: int) -> HttpResponse:
+    """Activate, achieve, abandon (with a reason) or reopen a plan."""
+    plan = _editable_plan(request, pk)
+    if isinstance(plan, HttpResponse):
+        return plan
+    form = plan_status_form(request.POST)
+    if form.is_valid():
+        try:
+            services.plan_set_status(plan=plan, status=form.cleaned_data["status"], reason=form.cleaned_data["reason"])
+        except DomainError as error:
+            add_domain_error(form, error)
+        else:
+            messages.success(request, _("The plan is now %(status)s.") % {"status": plan.get_status_display().lower()})
+            return _to_plan(plan.pk)
+    return _render_plan(request, _plan_or_404(pk), failed={("plan", plan.pk): form})
+
+
+def account_plans(request: HttpRequest, pk: int) -> HttpResponse:
+    """An account's live plans with their progress, newest first, paginated."""
+    account = get_object_or_404(Account.objects.alive(), pk=pk)
+    page = Paginator(selectors.plan_list(account=account), PLANS_PER_PAGE).get_page(request.GET.get("page"))
+    progress = selectors.plans_progress(plan_ids=[plan.pk for plan in page])
+    for plan in page:
+        plan.progress = progress[plan.pk]
+    context = {
+        "account": account,
+        "page_obj": page,
+        "account_url": account_url(account.pk),
+        "can_edit": can_edit_account(request.user, account.owner_id),
+    }
+    return render(request, "success_plans/account_plans.html", context)
+
+
+# --- goals --------------------------------------------------------------------------------------
+
+
+def _part_form_page(request, *, form, plan, title, part=None, remove_url=None) -> HttpResponse:
+    context = {"form": form, "plan": plan, "page_title": title, "part": part, "remove_url": remove_url}
+    return render(request, "success_plans/part_form.html", context)
+
+
+def goal_add(request: HttpRequest, pk: int) -> HttpResponse:
+    plan = _editable_plan(request, pk)
+    if isinstance(plan, HttpResponse):
+        return plan
+    form = GoalForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            goal = services.goal_add(plan=plan, **form.cleaned_data)
+        except DomainError as error:
+            add_domain_error(form, error)
+        else:
+            messages.success(request, _("The goal “%(title)s” was added.") % {"title": goal.title})
+            return _to_plan(plan.pk, f"goal-{goal.pk}")
+    return _part_form_page(request, form=form, plan=plan, title=_("Add a goal"))
+
+
+def goal_edit(request: HttpRequest, pk: int) -> HttpResponse:
+    goal = _editable_part(request, Goal, pk, "plan")
+    if isinstance(goal, HttpResponse):
+        return goal
+    initial = {name: getattr(goal, name) for name in ("title", "description", "priority", "due_date")}
+    form = GoalForm(request.POST or None, initial=initial)
+    if request.method == "POST" and form.is_valid():
+        try:
+            services.goal_update(goal=goal, data=form.cleaned_data)
+        except DomainError as error:
+            add_domain_error(form, error)
+        else:
+            messages.success(request, _("The goal was saved."))
+            return _to_plan(goal.plan_id, f"goal-{goal.pk}")
+    return _part_form_page(
+        request,
+        form=form,
+        plan=goal.plan,
+        title=_("Edit the goal"),
+        part=goal,
+        remove_url=reverse("plans:goal_remove", args=[goal.pk]),
+    )
+
+
+@require_POST
+def goal_status(request: HttpRequest, pk: int) -> HttpResponse:
+    """Start, achieve, abandon (with a reason) or reopen a goal."""
+    goal = _editable_part(request, Goal, pk, "plan")
+    if isinstance(goal, HttpResponse):
+        return goal
+    form = goal_status_form(request.POST, prefix=f"goal-{goal.pk}")
+    if form.is_valid():
+        try:
+            services.goal_set_status(goal=goal, status=form.cleaned_data["status"], reason=form.cleaned_data["reason"])
+        except DomainError as error:
+            add_domain_error(form, error)
+        else:
+            messages.success(
+                request,
+                _("The goal “%(title)s” is now %(status)s.")
+                % {"title": goal.title, "status": goal.get_status_display().lower()},
+            )
+            return _to_plan(goal.plan_id, f"goal-{goal.pk}")
+    return _render_plan(request, _plan_or_404(goal.plan_id), failed={("goal", goal.pk): form})
+
+
+@require_POST
+def goal_remove(request: HttpRequest, pk: int) -> HttpResponse:
+    goal = _editable_part(request, Goal, pk, "plan")
+    if isinstance(goal, HttpResponse):
+        return goal
+    services.goal_remove(goal=goal)
+    messages.success(request, _("The goal “%(title)s” was removed.") % {"title": goal.title})
+    return _to_plan(goal.plan_id)
+
+
+# --- targets and readings -----------------------------------------------------------------------
+
+TARGET_FIELDS = ("name", "unit", "baseline", "target_value", "due_date", "usage_metric")
+
+
+def target_add(request: HttpRequest, pk: int) -> HttpResponse:
+    goal = _editable_part(request, Goal, pk, "plan")
+    if isinstance(goal, HttpResponse):
+        return goal
+    form = TargetForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            target = services.target_add(goal=goal, **form.cleaned_data)
+        except DomainError as error:
+            add_domain_error(form, error)
+        else:
+            messages.success(request, _("The target “%(name)s” was added.") % {"name": target.name})
+            return _to_plan(goal.plan_id, f"goal-{goal.pk}")
+    title = _("Add a target to “%(goal)s”") % {"goal": goal.title}
+    return _part_form_page(request, form=form, plan=goal.plan, title=title)
+
+
+def target_edit(request: HttpRequest, pk: int) -> HttpResponse:
+    target = _editable_part(request, Target, pk, "goal__plan")
+    if isinstance(target, HttpResponse):
+        return target
+    form = TargetForm(request.POST or None, initial={name: getattr(target, name) for name in TARGET_FIELDS})
+    if request.method == "POST" and form.is_valid():
+        try:
+            services.target_update(target=target, data=form.cleaned_data)
+        except DomainError as error:
+            add_domain_error(form, error)
+        else:
+            messages.success(request, _("The target was saved."))
+            return _to_plan(target.goal.plan_id, f"target-{target.pk}")
+    return _part_form_page(
+        request,
+        form=form,
+        plan=target.goal.plan,
+        title=_("Edit the target"),
+        part=target,
+        remove_url=reverse("plans:target_remove", args=[target.pk]),
+    )
+
+
+@require_POST
+def target_remove(request: HttpRequest, pk: int) -> HttpResponse:
+    target = _editable_part(request, Target, pk, "goal__plan")
+    if isinstance(target, HttpResponse):
+        return target
+    services.target_remove(target=target)
+    messages.success(request, _("The target “%(name)s” was removed.") % {"name": target.name})
+    return _to_plan(target.goal.plan_id, f"goal-{target.goal_id}")
+
+
+@require_POST
+def target_measure(request: HttpRequest, pk: int) -> HttpResponse:
+    """Record a reading of a target; it becomes the current value unless dated before the latest one."""
+    target = _editable_part(request, Target, pk, "goal__plan")
+    if isinstance(target, HttpResponse):
+        return target
+    form = ReadingForm(request.POST, prefix=f"target-{target.pk}")
+    if form.is_valid():
+        try:
+            services.target_measure(
+                target=target,
+                value=form.cleaned_data["value"],
+                measured_at=form.cleaned_data["measured_at"],
+                recorded_by=request.user,
+            )
+        except DomainError as error:
+            add_domain_error(form, error)
+        else:
+            messages.success(request, _("The reading of “%(name)s” was recorded.") % {"name": target.name})
+            return _to_plan(target.goal.plan_id, f"target-{target.pk}")
+    return _render_plan(request, _plan_or_404(target.goal.plan_id), failed={("reading", target.pk): form})
+
+
+# --- initiatives --------------------------------------------------------------------------------
+
+
+def initiative_add(request: HttpRequest, pk: int) -> HttpResponse:
+    goal = _editable_part(request, Goal, pk, "plan")
+    if isinstance(goal, HttpResponse):
+        return goal
+    form = InitiativeForm(request.POST or None, initial={"owner": goal.plan.owner_id})
+    if request.method == "POST" and form.is_valid():
+        try:
+            initiative = services.initiative_add(goal=goal, **form.cleaned_data)
+        except DomainError as error:
+            add_domain_error(form, error)
+        else:
+            messages.success(request, _("The initiative “%(title)s” was added.") % {"title": initiative.title})
+            return _to_plan(goal.plan_id, f"goal-{goal.pk}")
+    title = _("Add an initiative to “%(goal)s”") % {"goal": goal.title}
+    return _part_form_page(request, form=form, plan=goal.plan, title=title)
+
+
+def initiative_edit(request: HttpRequest, pk: int) -> HttpResponse:
+    initiative = _editable_part(request, Initiative, pk, "goal__plan")
+    if isinstance(initiative, HttpResponse):
+        return initiative
+    initial = {"title": initiative.title, "owner": initiative.owner_id, "due_date": initiative.due_date}
+    form = InitiativeForm(request.POST or None, initial=initial)
+    if request.method == "POST" and form.is_valid():
+        try:
+            services.initiative_update(initiative=initiative, data=form.cleaned_data)
+        except DomainError as error:
+            add_domain_error(form, error)
+        else:
+            messages.success(request, _("The initiative was saved."))
+            return _to_plan(initiative.goal.plan_id, f"initiative-{initiative.pk}")
+    return _part_form_page(
+        request,
+        form=form,
+        plan=initiative.goal.plan,
+        title=_("Edit the initiative"),
+        part=initiative,
+        remove_url=reverse("plans:initiative_remove", args=[initiative.pk]),
+    )
+
+
+@require_POST
+def initiative_status(request: HttpRequest, pk: int) -> HttpResponse:
+    """Mark an initiative done, start, block (with a reason) or reopen it. From htmx the answer is the
+    updated table row; otherwise back to the plan."""
+    initiative = _editable_part(request, Initiative, pk, "goal__plan")
+    if isinstance(initiative, HttpResponse):
+        return initiative
+    form = initiative_status_form(request.POST, prefix=f"initiative-{initiative.pk}")
+    changed = False
+    if form.is_valid():
+        try:
+            services.initiative_set_status(
+                initiative=initiative, status=form.cleaned_data["status"], reason=form.cleaned_data["reason"]
+            )
+            changed = True
+        except DomainError as error:
+            add_domain_error(form, error)
+    if request.htmx:
+        # The row as it is now (a refused change leaves it unchanged, with the form's errors).
+        row = Initiative.objects.select_related("owner").get(pk=initiative.pk)
+        _decorate_initiative(row, timezone.localdate(), None if changed else form)
+        return render(request, "success_plans/_initiative_row.html", {"initiative": row, "can_edit": True})
+    if changed:
+        messages.success(
+            request,
+            _("The initiative “%(title)s” is now %(status)s.")
+            % {"title": initiative.title, "status": initiative.get_status_display().lower()},
+        )
+        return _to_plan(initiative.goal.plan_id, f"initiative-{initiative.pk}")
+    return _render_plan(request, _plan_or_404(initiative.goal.plan_id), failed={("initiative", initiative.pk): form})
+
+
+@require_POST
+def initiative_remove(request: HttpRequest, pk: int) -> HttpResponse:
+    initiative = _editable_part(request, Initiative, pk, "goal__plan")
+    if isinstance(initiative, HttpResponse):
+        return initiative
+    services.initiative_remove(initiative=initiative)
+    messages.success(request, _("The initiative “%(title)s” was removed.") % {"title": initiative.title})
+    return _to_plan(initiative.goal.plan_id, f"goal-{initiative.goal_id}")
