@@ -1,16 +1,36 @@
 """Reads over accounts and their revenue lines."""
 
 import datetime
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from decimal import Decimal
+from typing import Any
 
 from django.db.models import DecimalField, OuterRef, Q, QuerySet, Subquery, Sum, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from .models import Subscription
+from csm.exceptions import DomainError
+
+from .filters import AccountFilterSet
+from .models import Account, Subscription
 
 ZERO = Decimal("0.00")
+
+
+def account_filterset(*, filters: Mapping[str, Any] | None, user=None) -> AccountFilterSet:
+    """The accounts FilterSet bound to `filters` (a QueryDict or dict), over live accounts with their tier
+    and owner; `user` is who "mine" means. Pages read its form (and errors) and its `qs`."""
+    queryset = Account.objects.alive().select_related("tier", "owner")
+    return AccountFilterSet(filters if filters is not None else {}, queryset, user=user)
+
+
+def account_list(*, filters: Mapping[str, Any] | None = None, user=None) -> QuerySet[Account]:
+    """Live accounts matching `filters` (see `accounts.filters`), sorted; bad filter values raise a DomainError
+    naming the fields."""
+    filterset = account_filterset(filters=filters, user=user)
+    if not filterset.is_valid():
+        raise DomainError(filterset.errors.as_data())
+    return filterset.qs
 
 
 def subscriptions_active_on(on: datetime.date) -> QuerySet[Subscription]:

@@ -1,0 +1,210 @@
+"""The one FilterSet over accounts, shared by the workspace's accounts list, its CSV export and the API.
+
+Query parameters: `q` (name or domain contains, or the exact external id), `tier` (slug, or "none"),
+`health_band` (red, yellow, green, or "none" for no score yet), `owner` (a user id, "mine" for the
+signed-in user, "none" for unowned), `lifecycle_stage`, `industry`, `region`, `renewal_within`
+(30/60/90/180: renewal from today to today + N days), `renewal_after` / `renewal_before` (dates,
+inclusive) and `ordering` (a column name, "-" first for descending). Only live accounts are listed.
+"""
+
+import datetime
+from collections.abc import Callable
+
+import django_filters
+from django.contrib.auth import get_user_model
+from django.db.models import Exists, F, OuterRef, Q, QuerySet
+from django.forms import DateInput
+from django.utils import timezone
+from django.utils.functional import lazy
+from django.utils.translation import gettext
+from django.utils.translation import gettext_lazy as _
+from django_filters.constants import EMPTY_VALUES
+from django_filters.fields import ChoiceField
+
+from csm.roles import CSM_GROUP, LEADER_GROUP
+
+from .models import Account, Tier
+
+NONE = "none"
+MINE = "mine"
+RENEWAL_WINDOWS = (30, 60, 90, 180)
+
+# Sorting: the parameter (one per column of the list) and the fields it orders by. Nullable fields
+# sort their empty values last in both directions: an account without a score is never the "worst".
+ORDERINGS: dict[str, tuple[str, ...]] = {
+    "name": ("name",),
+    "tier": ("tier__rank",),
+    "owner": ("owner__first_name", "owner__last_name", "owner__username"),
+    "health": ("health_score",),
+    "arr": ("mrr",),
+    "last_touch": ("last_touch_at",),
+    "renewal": ("renewal_date",),
+}
+ORDERING_LABELS = {
+    "name": _("Name"),
+    "tier": _("Tier"),
+    "owner": _("CSM"),
+    "health": _("Health"),
+    "arr": _("ARR"),
+    "last_touch": _("Last touch"),
+    "renewal": _("Renewal"),
+}
+DEFAULT_ORDERING = "name"
+
+
+def _next_days_text(days: int) -> str:
+    return gettext("Next %(days)s days") % {"days": days}
+
+
+_next_days = lazy(_next_days_text, str)
+
+
+def owner_label(user) -> str:
+    return user.get_full_name() or user.get_username()
+
+
+class OwnerChoiceField(ChoiceField):
+    """A user id, "mine" or "none": any user id is valid (a former CSM's accounts can still be found),
+    though the select offers only the workspace's people."""
+
+    def valid_value(self, value) -> bool:
+        return value in (MINE, NONE) or str(value).isdigit()
+
+
+class OwnerFilter(django_filters.ChoiceFilter):
+    field_class = OwnerChoiceField
+
+
+class AccountOrderingFilter(django_filters.OrderingFilter):
+    """Orders by one column of the list, ties broken by name then id so pages never overlap."""
+
+    def filter(self, qs: QuerySet, value) -> QuerySet:
+        params = [param for param in (value or []) if param not in EMPTY_VALUES] or [DEFAULT_ORDERING]
+        ordering = []
+        for param in params:
+            descending = param.startswith("-")
+            for field in ORDERINGS[param.lstrip("-")]:
+                expression = F(field)
+                ordering.append(expression.desc(nulls_last=True) if descending else expression.asc(nulls_last=True))
+        return qs.order_by(*ordering, "name", "pk")
+
+
+class AccountFilterSet(django_filters.FilterSet):
+    q = django_filters.CharFilter(method="filter_search", label=_("Search"))
+    tier = django_filters.ModelChoiceFilter(
+        queryset=Tier.objects.all(),
+        to_field_name="slug",
+        label=_("Tier"),
+        empty_label=_("Any tier"),
+        null_label=_("No tier"),
+        null_value=NONE,
+    )
+    health_band = django_filters.ChoiceFilter(
+        choices=[*Account.HealthBand.choices, (NONE, _("No score"))],
+        method="filter_health_band",
+        label=_("Health"),
+        empty_label=_("Any health"),
+    )
+    owner = OwnerFilter(method="filter_owner", label=_("CSM"), empty_label=_("Anyone"))
+    lifecycle_stage = django_filters.ChoiceFilter(
+        choices=Account.LifecycleStage.choices,
+        label=_("Lifecycle stage"),
+        empty_label=_("Any stage"),
+    )
+    industry = django_filters.ChoiceFilter(label=_("Industry"), empty_label=_("Any industry"))
+    region = django_filters.ChoiceFilter(label=_("Region"), empty_label=_("Any region"))
+    renewal_within = django_filters.ChoiceFilter(
+        choices=[(str(days), _next_days(days)) for days in RENEWAL_WINDOWS],
+        method="filter_renewal_within",
+        label=_("Renewal"),
+        empty_label=_("Any time"),
+    )
+    renewal_after = django_filters.DateFilter(
+        field_name="renewal_date",
+        lookup_expr="gte",
+        label=_("Renewal from"),
+        widget=DateInput(attrs={"type": "date"}),
+    )
+    renewal_before = django_filters.DateFilter(
+        field_name="renewal_date",
+        lookup_expr="lte",
+        label=_("Renewal until"),
+        widget=DateInput(attrs={"type": "date"}),
+    )
+    ordering = AccountOrderingFilter(
+        fields=tuple((param, param) for param in ORDERINGS),
+        field_labels=ORDERING_LABELS,
+        label=_("Sort by"),
+    )
+
+    class Meta:
+        model = Account
+        fields: list[str] = []
+
+    def __init__(self, data=None, queryset=None, *, request=None, prefix=None, user=None) -> None:
+        if queryset is None:
+            queryset = Account.objects.alive()
+        super().__init__(data, queryset, request=request, prefix=prefix)
+        self.user = user if user is not None else getattr(request, "user", None)
+        # Choices read from the data, once per filterset and only when the form needs them.
+        for name, build in (
+            ("owner", self._owner_choices),
+            ("industry", lambda: self._distinct_values("industry")),
+            ("region", lambda: self._distinct_values("region")),
+        ):
+            self.filters[name].__dict__.pop("_field", None)
+            self.filters[name].extra["choices"] = self._once(build)
+
+    @staticmethod
+    def _once(build: Callable[[], list]) -> Callable[[], list]:
+        cache: list[list] = []
+
+        def choices() -> list:
+            if not cache:
+                cache.append(build())
+            return cache[0]
+
+        return choices
+
+    def _owner_choices(self) -> list[tuple[str, str]]:
+        users = (
+            get_user_model()
+            .objects.filter(
+                Q(is_active=True, groups__name__in=[CSM_GROUP, LEADER_GROUP])
+                | Exists(Account.objects.alive().filter(owner=OuterRef("pk")))
+            )
+            .distinct()
+            .order_by("first_name", "last_name", "username")
+        )
+        return [(MINE, _("Mine")), (NONE, _("No CSM")), *((str(user.pk), owner_label(user)) for user in users)]
+
+    @staticmethod
+    def _distinct_values(field: str) -> list[tuple[str, str]]:
+        values = Account.objects.alive().exclude(**{field: ""}).order_by(field).values_list(field, flat=True).distinct()
+        return [(value, value) for value in values]
+
+    def filter_queryset(self, queryset: QuerySet) -> QuerySet:
+        return super().filter_queryset(queryset.filter(deleted_at__isnull=True))
+
+    def filter_search(self, queryset: QuerySet, name: str, value: str) -> QuerySet:
+        value = value.strip()
+        if not value:
+            return queryset
+        return queryset.filter(Q(name__icontains=value) | Q(domain__icontains=value) | Q(external_id=value))
+
+    def filter_health_band(self, queryset: QuerySet, name: str, value: str) -> QuerySet:
+        return queryset.filter(health_band="" if value == NONE else value)
+
+    def filter_owner(self, queryset: QuerySet, name: str, value: str) -> QuerySet:
+        if value == NONE:
+            return queryset.filter(owner__isnull=True)
+        if value == MINE:
+            user = self.user
+            if user is None or not user.is_authenticated:
+                return queryset.none()
+            return queryset.filter(owner=user)
+        return queryset.filter(owner_id=int(value))
+
+    def filter_renewal_within(self, queryset: QuerySet, name: str, value: str) -> QuerySet:
+        today = timezone.localdate()
+        return queryset.filter(renewal_date__gte=today, renewal_date__lte=today + datetime.timedelta(days=int(value)))
