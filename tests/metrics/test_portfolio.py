@@ -1,0 +1,412 @@
+"""The portfolio page and its drill-down, on subscription histories built by hand (SPEC 4 and 7).
+
+The book (month-end MRR, first paid month in brackets):
+
+    account  tier        Jan   Feb   Mar   Apr   May   Jun 2025 ... Jan 2026
+    A        High touch  1000  1000  1300  1300  1300  1300          1300   price rise on 10 March (upsell)
+    B        Low touch    500   500   500     0     0     0             0   churns in April ("Budget cut")
+    C        High touch     0   800   800  1000  1000  1000          1000   new in February; Analytics
+                                                                           from 5 April (cross-sell)
+    D        Low touch    600   600   600   600   400   400           400   downgrade on 1 May
+    E        Low touch    300     0     0     0   300   300           300   churns in February (no
+                                                                           reason recorded), back in May
+
+The bridge, month by month (start + new + reactivation + expansion - contraction - churned = end):
+
+    Jan: 0 + 2400 (A, B, D, E) = 2400
+    Feb: 2400 + 800 new (C) - 300 churned (E) = 2900
+    Mar: 2900 + 300 expansion (A, upsell) = 3200
+    Apr: 3200 + 200 expansion (C, cross-sell) - 500 churned (B) = 2900
+    May: 2900 + 300 reactivation (E) - 200 contraction (D) = 3000
+    Jun: 3000 = 3000
+"""
+
+import datetime
+import re
+from decimal import Decimal
+
+import pytest
+from django.urls import reverse
+
+from metrics.models import RevenueMonth
+from metrics.services.revenue import revenue_recompute
+from success_plans.models import Goal
+from tests import factories
+
+D = datetime.date
+PORTFOLIO = reverse("metrics:portfolio")
+DRILLDOWN = reverse("metrics:drilldown")
+BRIDGE = ("start_mrr", "new_mrr", "reactivation_mrr", "expansion_mrr", "contraction_mrr", "churned_mrr", "end_mrr")
+
+# account: (tier slug, region, current MRR, [(product, mrr, start, end)])
+BOOK = {
+    "A": (
+        "high-touch",
+        "EMEA",
+        1300,
+        [("Platform", 1000, D(2025, 1, 1), D(2025, 3, 10)), ("Platform", 1300, D(2025, 3, 10), None)],
+    ),
+    "B": ("low-touch", "EMEA", 0, [("Platform", 500, D(2025, 1, 1), D(2025, 4, 1))]),
+    "C": (
+        "high-touch",
+        "APAC",
+        1000,
+        [("Platform", 800, D(2025, 2, 1), None), ("Analytics", 200, D(2025, 4, 5), None)],
+    ),
+    "D": (
+        "low-touch",
+        "APAC",
+        400,
+        [("Platform", 600, D(2025, 1, 1), D(2025, 5, 1)), ("Platform Lite", 400, D(2025, 5, 1), None)],
+    ),
+    "E": (
+        "low-touch",
+        "APAC",
+        300,
+        [("Platform", 300, D(2025, 1, 1), D(2025, 2, 1)), ("Platform", 300, D(2025, 5, 1), None)],
+    ),
+}
+# The bridge above as (start, new, reactivation, expansion, contraction, churned, end).
+MONTHS = {
+    D(2025, 1, 1): (0, 2400, 0, 0, 0, 0, 2400),
+    D(2025, 2, 1): (2400, 800, 0, 0, 0, 300, 2900),
+    D(2025, 3, 1): (2900, 0, 0, 300, 0, 0, 3200),
+    D(2025, 4, 1): (3200, 0, 0, 200, 0, 500, 2900),
+    D(2025, 5, 1): (2900, 0, 300, 0, 200, 0, 3000),
+    D(2025, 6, 1): (3000, 0, 0, 0, 0, 0, 3000),
+}
+
+
+def build_book(prefix: str = "", owner=None) -> dict:
+    accounts = {}
+    for name, (tier, region, mrr, lines) in BOOK.items():
+        fields = {"owner": owner} if owner is not None else {}
+        account = factories.AccountFactory(
+            name=f"{prefix}{name}",
+            tier=factories.default_tier(tier),
+            region=region,
+            mrr=Decimal(mrr),
+            **fields,
+        )
+        for product, line_mrr, start, end in lines:
+            factories.SubscriptionFactory(
+                account=account, product=product, mrr=Decimal(line_mrr), start_date=start, end_date=end
+            )
+        accounts[name] = account
+    # B's churn is recorded on the exclusive end of its line; E's first churn has no event.
+    factories.ChurnEventFactory(account=accounts["B"], churned_on=D(2025, 4, 1), reason="Budget cut")
+    return accounts
+
+
+@pytest.fixture
+def book(db):
+    accounts = build_book()
+    # A reached its first goal 60 days after its first paid day (1 January + 31 + 28 + 1 days).
+    plan = factories.SuccessPlanFactory(account=accounts["A"], start_date=D(2025, 1, 1))
+    factories.GoalFactory(plan=plan, status=Goal.Status.ACHIEVED, achieved_at=D(2025, 3, 2))
+    revenue_recompute(first=D(2025, 1, 1), last=D(2026, 1, 1))
+    return accounts
+
+
+def money(amount) -> str:
+    return f"USD {Decimal(amount):,.2f}"
+
+
+def section(html: str, css_class: str) -> str:
+    """The HTML of the table with that class."""
+    match = re.search(rf'<table class="{css_class}">(.*?)</table>', html, re.DOTALL)
+    assert match, css_class
+    return match.group(1)
+
+
+# --- access ---------------------------------------------------------------------------------------
+
+
+def test_every_role_reads_the_portfolio_and_an_outsider_is_refused(book, client, csm_user, leader, outsider):
+    for user in (csm_user, leader):
+        client.force_login(user)
+        assert client.get(PORTFOLIO).status_code == 200
+        assert client.get(DRILLDOWN, {"month": "2025-04", "figure": "churned_mrr"}).status_code == 200
+    client.force_login(outsider)
+    for url in (PORTFOLIO, f"{DRILLDOWN}?month=2025-04&figure=churned_mrr"):
+        response = client.get(url)
+        assert response.status_code == 403
+        assert "Customer success" in response.content.decode()
+        assert "Revenue bridge" not in response.content.decode()
+
+
+def test_anonymous_visitors_are_sent_to_sign_in(book, client):
+    response = client.get(PORTFOLIO)
+    assert response.status_code == 302
+    assert response.url.startswith(reverse("login"))
+
+
+# --- the page -------------------------------------------------------------------------------------
+
+
+def test_empty_state_before_the_bridge_was_computed(csm_client):
+    response = csm_client.get(PORTFOLIO)
+    assert response.status_code == 200
+    assert "recompute_revenue" in response.content.decode()
+    assert "nightly run" in response.content.decode()
+
+
+def test_bridge_table_shows_each_month_with_every_figure_a_drilldown(book, csm_client):
+    response = csm_client.get(PORTFOLIO, {"from": "2025-01", "to": "2025-06"})
+    assert response.status_code == 200
+    shown = {
+        month["row"].month: tuple(int(cell["value"]) for cell in month["cells"]) for month in response.context["months"]
+    }
+    assert shown == MONTHS
+    table = section(response.content.decode(), "bridge")
+    for month, figures in MONTHS.items():
+        for figure, amount in zip(BRIDGE, figures, strict=True):
+            link = f'<a href="{DRILLDOWN}?month={month:%Y-%m}&amp;figure={figure}&amp;segment_kind=all">'
+            assert f"{link}{money(amount)}</a>" in table
+    # Every money cell is a link: 6 months x 7 figures.
+    assert table.count(f'<a href="{DRILLDOWN}?') == 42
+    # April: GRR (3200 - 500) / 3200 = 84.375 %, NRR (3200 + 200 - 500) / 3200 = 90.625 % (Django's
+    # number format cuts to one decimal place rather than rounding).
+    april = next(row for row in re.findall(r"<tr>(.*?)</tr>", table, re.DOTALL) if "April 2025" in row)
+    assert "84.3 %" in april
+    assert "90.6 %" in april
+
+
+def test_default_range_is_the_last_twelve_stored_months_with_trailing_retention(book, csm_client):
+    response = csm_client.get(PORTFOLIO)
+    # Stored: January 2025 to January 2026, thirteen months.
+    assert (response.context["first"], response.context["last"]) == (D(2025, 2, 1), D(2026, 1, 1))
+    assert len(response.context["months"]) == 12
+    html = response.content.decode()
+    # Paying at the end of January 2025: A 1000, B 500, D 600, E 300 = 2400. In January 2026: A 1300,
+    # B 0, D 400, E 300 = 2000 -> NRR 2000 / 2400 = 83.3 %; each capped at its base: 1000 + 0 + 400 + 300
+    # = 1700 -> GRR 1700 / 2400 = 70.8 %.
+    assert re.search(r'data-figure="trailing-nrr">83\.3 %<', html)
+    assert re.search(r'data-figure="trailing-grr">70\.8 %<', html)
+    assert len(response.context["charts"]) == 4
+    assert all("<svg" in chart and "<script" not in chart for chart in response.context["charts"])
+
+
+def test_segment_breakdown_of_the_last_month_links_to_segment_drilldowns(book, csm_client):
+    response = csm_client.get(PORTFOLIO, {"from": "2025-01", "to": "2025-04", "segment": "tier"})
+    segments = {segment["label"]: segment for segment in response.context["segments"]}
+    # April, High touch: A 1300 + C 800 at the start, C's 200 cross-sell, 2300 at the end.
+    # Low touch: B 500 + D 600 at the start, B's 500 churned, 600 at the end (E pays nothing in April).
+    assert [int(cell["value"]) for cell in segments["High touch"]["cells"]] == [2100, 0, 0, 200, 0, 0, 2300]
+    assert [int(cell["value"]) for cell in segments["Low touch"]["cells"]] == [1100, 0, 0, 0, 0, 500, 600]
+    table = section(response.content.decode(), "segments")
+    assert (
+        f'<a href="{DRILLDOWN}?month=2025-04&amp;figure=churned_mrr&amp;segment_kind=tier&amp;segment=Low+touch">'
+        f"{money(500)}</a>"
+    ) in table
+    # No tier has a base twelve months before April 2025: trailing retention is not computable.
+    assert segments["High touch"]["row"].trailing_nrr is None
+
+
+def test_segment_breakdown_shows_the_stored_trailing_retention(book, csm_client):
+    response = csm_client.get(PORTFOLIO, {"to": "2026-01", "segment": "tier"})
+    table = section(response.content.decode(), "segments")
+    rows = dict(re.findall(r'<th scope="row">(?:<a [^>]*>)?([^<]+)(?:</a>)?</th>(.*?)</tr>', table, re.DOTALL))
+    # High touch paying at the end of January 2025: A 1000; now 1300 -> NRR 130 %, GRR 100 %.
+    assert "130.0 %" in rows["High touch"]
+    assert "100.0 %" in rows["High touch"]
+    # Low touch: B 500, D 600, E 300 = 1400; now 0 + 400 + 300 = 700 -> NRR = GRR = 50 %.
+    assert rows["Low touch"].count("50.0 %") == 2
+
+
+def test_cohorts_concentration_timing_churn_time_to_value_and_ltv(book, csm_client):
+    response = csm_client.get(PORTFOLIO, {"from": "2025-01", "to": "2025-06"})
+    context = response.context
+    html = response.content.decode()
+
+    # Cohorts: January 2025 (A, B, D, E: 2400) and February 2025 (C: 800).
+    cohorts = {cohort["cohort"]: cohort for cohort in context["cohorts"]}
+    january = cohorts[D(2025, 1, 1)]
+    assert (january["accounts"], january["start_mrr"]) == (4, Decimal(2400))
+    # One month later: 1000 + 500 + 600 + 0 = 2100 / 2400; three later: 1300 + 0 + 600 + 0 = 1900 / 2400.
+    assert january["revenue"][1] == Decimal("0.875")
+    assert january["revenue"][3] == Decimal("0.791667")
+    assert january["logos"][1] == Decimal("0.75")
+    assert january["logos"][3] == Decimal("0.5")
+    # The cohort's accounts are its month's new MRR.
+    assert january["url"] == f"{DRILLDOWN}?month=2025-01&figure=new_mrr&segment_kind=all"
+    assert cohorts[D(2025, 2, 1)]["accounts"] == 1
+
+    # Concentration: 4 paying accounts, the top ceil(0.8) = 1 is A: 12 x 1300 / 12 x 3000 = 43.3 %.
+    assert re.search(r'data-figure="top-share">(<a [^>]*>)?43\.3 %', html)
+    assert "USD 15,600" in html and "USD 36,000" in html
+
+    # Upsell timing: A expanded two months after January, C two months after February.
+    assert context["timing"]["distribution"] == {2: 2}
+    assert "2 accounts expanded; median 2 months" in html
+
+    # Churn, January to June: E in February (300, tenure 1 month), B in April (500, tenure 3 months).
+    assert re.search(r'data-figure="churned-mrr">USD 800\.00<', html)
+    tenure = section(html, "tenure")
+    assert re.search(r'<th scope="row">0–3</th><td class="num">2</td><td class="num">USD 800\.00</td>', tenure)
+    reasons = section(html, "reasons")
+    assert re.search(r"Budget cut</th><td class=\"num\">(<a [^>]*>)?1", reasons)
+    assert re.search(r"Not recorded</th><td class=\"num\">(<a [^>]*>)?1", reasons)
+
+    # Time to value: A, 60 days, High touch.
+    ttv = section(html, "ttv")
+    assert re.search(r"High touch(</a>)?</th><td class=\"num\">60</td><td class=\"num\">1</td>", ttv)
+
+    # LTV at June 2025. High touch never lost MRR: not estimable. Low touch monthly gross revenue churn,
+    # February to June: 300/1400, 0/1100, 500/1100, 200/600, 0/700; mean 0.200433 (six places).
+    # ARPA in June: (400 + 300) / 2 = 350; LTV = 350 x 0.8 / 0.200433 = 1396.98.
+    churn_rate = ((Decimal(300) / 1400 + Decimal(500) / 1100 + Decimal(200) / 600) / 5).quantize(Decimal("0.000001"))
+    assert churn_rate == Decimal("0.200433")
+    ltv = section(html, "ltv")
+    low = re.search(r"Low touch(?:</a>)?</th>(.*?)</tr>", ltv, re.DOTALL).group(1)
+    assert money(350) in low
+    assert "20.0 %" in low
+    assert f"USD {(Decimal(350) * Decimal('0.8') / churn_rate).quantize(Decimal('0.01')):,}" in low
+    high = re.search(r"High touch(?:</a>)?</th>(.*?)</tr>", ltv, re.DOTALL).group(1)
+    assert "no churn" in high
+
+
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [
+        ({"from": "2025-13"}, "is not a month"),
+        ({"to": "soon"}, "is not a month"),
+        ({"from": "2025-06", "to": "2025-01"}, "ends before it starts"),
+        ({"from": "2020-01", "to": "2025-06"}, "at most 60 months"),
+        ({"segment": "planet"}, "Select a valid choice"),
+    ],
+)
+def test_bad_range_or_segment_is_a_form_error(book, csm_client, params, message):
+    response = csm_client.get(PORTFOLIO, params)
+    assert response.status_code == 200
+    assert message in response.content.decode()
+    # The page still shows the default range.
+    assert response.context["last"] == D(2026, 1, 1)
+
+
+# --- the drill-down -------------------------------------------------------------------------------
+
+
+def drilldown_rows(response) -> list[tuple[str, int, int, int]]:
+    return [
+        (row["name"], int(row["start"]), int(row["end"]), int(row["amount"]))
+        for row in response.context["page_obj"].object_list
+    ]
+
+
+@pytest.mark.parametrize(
+    ("params", "rows"),
+    [
+        # The January new MRR: A 1000, D 600, B 500, E 300, largest first.
+        (
+            {"month": "2025-01", "figure": "new_mrr"},
+            [("A", 0, 1000, 1000), ("D", 0, 600, 600), ("B", 0, 500, 500), ("E", 0, 300, 300)],
+        ),
+        ({"month": "2025-02", "figure": "churned_mrr"}, [("E", 300, 0, 300)]),
+        ({"month": "2025-03", "figure": "expansion_mrr"}, [("A", 1000, 1300, 300)]),
+        ({"month": "2025-03", "figure": "upsell_mrr"}, [("A", 1000, 1300, 300)]),
+        ({"month": "2025-04", "figure": "cross_sell_mrr"}, [("C", 800, 1000, 200)]),
+        ({"month": "2025-05", "figure": "reactivation_mrr"}, [("E", 0, 300, 300)]),
+        ({"month": "2025-05", "figure": "contraction_mrr"}, [("D", 600, 400, 200)]),
+        # April's start, High touch only: A 1300, C 800.
+        (
+            {"month": "2025-04", "figure": "start_mrr", "segment_kind": "tier", "segment": "High touch"},
+            [("A", 1300, 1300, 1300), ("C", 800, 1000, 800)],
+        ),
+        (
+            {"month": "2025-04", "figure": "end_mrr", "segment_kind": "region", "segment": "APAC"},
+            [("C", 800, 1000, 1000), ("D", 600, 600, 600)],
+        ),
+    ],
+)
+def test_drilldown_lists_the_accounts_behind_a_figure_adding_up_to_it(book, csm_client, params, rows):
+    response = csm_client.get(DRILLDOWN, params)
+    assert response.status_code == 200
+    assert drilldown_rows(response) == rows
+    expected = sum(row[3] for row in rows)
+    assert response.context["total"] == expected
+    assert response.context["stored"] == expected
+    html = response.content.decode()
+    assert re.search(rf'data-figure="total">{re.escape(money(expected))}<', html)
+    assert re.search(rf'data-figure="stored">{re.escape(money(expected))}<', html)
+    assert "changed since the bridge was stored" not in html
+
+
+def test_drilldown_total_covers_every_page(db, csm_client):
+    # 55 accounts start in March 2025 at 10, 11, ... 64: the first page shows 50 of them.
+    for k in range(55):
+        account = factories.AccountFactory(name=f"Acme {k:02d}")
+        factories.SubscriptionFactory(account=account, mrr=Decimal(10 + k), start_date=D(2025, 3, 1), end_date=None)
+    revenue_recompute(first=D(2025, 3, 1), last=D(2025, 3, 1))
+    response = csm_client.get(DRILLDOWN, {"month": "2025-03", "figure": "new_mrr"})
+    expected = sum(10 + k for k in range(55))  # 55 x 10 + 54 x 55 / 2 = 2035
+    assert expected == 2035
+    assert len(response.context["page_obj"].object_list) == 50
+    assert response.context["total"] == expected == response.context["stored"]
+    assert response.context["count"] == 55
+    second = csm_client.get(DRILLDOWN, {"month": "2025-03", "figure": "new_mrr", "page": 2})
+    assert [row["name"] for row in second.context["page_obj"].object_list] == [
+        f"Acme {k:02d}" for k in range(4, -1, -1)
+    ]
+
+
+def test_drilldown_warns_when_the_stored_bridge_is_behind_the_lines(book, csm_client):
+    factories.SubscriptionFactory(account=book["D"], product="Add-on", mrr=Decimal(50), start_date=D(2025, 3, 1))
+    response = csm_client.get(DRILLDOWN, {"month": "2025-03", "figure": "expansion_mrr"})
+    assert response.context["total"] == 350
+    assert response.context["stored"] == 300
+    assert "changed since the bridge was stored" in response.content.decode()
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {},
+        {"figure": "new_mrr"},
+        {"month": "2025-13", "figure": "new_mrr"},
+        {"month": "2025-04", "figure": "arpa"},
+        {"month": "2025-04", "figure": "new_mrr", "segment_kind": "planet"},
+        {"month": "2999-01", "figure": "new_mrr"},
+    ],
+)
+def test_bad_drilldown_parameters_are_a_400_page(book, csm_client, params):
+    response = csm_client.get(DRILLDOWN, params)
+    assert response.status_code == 400
+    assert "Drill-down not available" in response.content.decode()
+
+
+def test_drilldown_names_link_to_the_account_page_when_it_exists(book, csm_client):
+    response = csm_client.get(DRILLDOWN, {"month": "2025-02", "figure": "churned_mrr"})
+    try:
+        url = reverse("metrics:account", args=[book["E"].pk])
+    except Exception:  # noqa: BLE001 - the account page is another part of the workspace
+        url = None
+    row = response.context["page_obj"].object_list[0]
+    assert row["url"] == url
+    if url:
+        assert f'<a href="{url}">E</a>' in response.content.decode()
+
+
+# --- speed ----------------------------------------------------------------------------------------
+
+
+def test_fixed_number_of_queries_whatever_the_number_of_accounts(db, client, django_assert_max_num_queries):
+    user = factories.csm_user(username="quinn")
+    client.force_login(user)
+    counts = {}
+    for size, copies in (("small", 1), ("large", 3)):  # 5 vs 15 accounts
+        RevenueMonth.objects.all().delete()
+        for copy in range(copies):
+            build_book(prefix=f"{size}{copy}-", owner=user)
+        revenue_recompute(first=D(2025, 1, 1), last=D(2026, 1, 1))
+        counted = {}
+        for name, url, params in (
+            ("page", PORTFOLIO, {"segment": "owner"}),
+            ("tiers", PORTFOLIO, {"from": "2025-01", "to": "2025-06", "segment": "tier"}),
+            ("drilldown", DRILLDOWN, {"month": "2025-01", "figure": "new_mrr"}),
+        ):
+            with django_assert_max_num_queries(30) as captured:
+                assert client.get(url, params).status_code == 200
+            counted[name] = len(captured)
+        counts[size] = counted
+    assert counts["small"] == counts["large"]
