@@ -1,7 +1,8 @@
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
-from django.views.generic import RedirectView
+
+from metrics.views.my_day import my_day_view
 
 urlpatterns = [
     path("admin/", admin.site.urls),
@@ -10,5 +11,5 @@ urlpatterns = [
     path("accounts/", include("accounts.urls")),
     path("plans/", include("success_plans.urls")),
     path("", include("metrics.urls")),
-    path("", RedirectView.as_view(pattern_name="admin:index", permanent=False), name="home"),
+    path("", my_day_view, name="home"),
 ]
