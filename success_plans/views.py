@@ -155,10 +155,16 @@ def _render_plan(request: HttpRequest, plan: SuccessPlan, *, failed: dict | None
 
 
 def _playbook_for(account: Account, templates: list[PlanTemplate]) -> PlanTemplate | None:
-    """The playbook to suggest: one for the account's tier, else one for its lifecycle stage."""
-    by_tier = [t for t in templates if t.tier_id is not None and t.tier_id == account.tier_id]
-    by_stage = [t for t in templates if t.lifecycle_stage and t.lifecycle_stage == account.lifecycle_stage]
-    return (by_tier or by_stage or [None])[0]
+    """The playbook to suggest: one for the account's tier and lifecycle stage, else for its tier, else for
+    its stage (the first by name among equals); None when none fits."""
+
+    def fit(template: PlanTemplate) -> int:
+        tier = template.tier_id is not None and template.tier_id == account.tier_id
+        stage = bool(template.lifecycle_stage) and template.lifecycle_stage == account.lifecycle_stage
+        return 2 * tier + stage
+
+    best = max(templates, key=fit, default=None)  # max keeps the first of equals
+    return best if best is not None and fit(best) else None
 
 
 def plan_new(request: HttpRequest) -> HttpResponse:
