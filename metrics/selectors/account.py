@@ -1,0 +1,301 @@
+"""Reads for the account 360: the account, its tier history, one timeline, revenue lines and MRR history.
+
+Every selector costs a fixed number of queries whatever the number of touches, alerts, plans and lines,
+and returns a bounded list (the latest `limit` rows).
+"""
+
+import datetime
+from dataclasses import dataclass
+from decimal import Decimal
+
+from django.db.models import Q
+from django.db.models.functions import Coalesce
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from accounts.models import Account, Contact, Subscription, TierAssignment, Touch
+from metrics.history import ZERO, history_from_lines, month_end, month_index, month_start
+from metrics.models import Alert, HealthBand
+from metrics.selectors.health import BandChange
+from success_plans.models import Goal, Initiative, SuccessPlan
+
+TIMELINE_LIMIT = 50
+
+
+def account_360_get(*, pk: int) -> Account:
+    """A live account with its tier and owner (one query); Account.DoesNotExist when deleted or unknown."""
+    return Account.objects.alive().select_related("tier", "owner").get(pk=pk)
+
+
+def tier_history(*, account: Account, limit: int = TIMELINE_LIMIT) -> list[TierAssignment]:
+    """The account's tier periods, newest first, with tier and who assigned it (one query)."""
+    return list(
+        TierAssignment.objects.filter(account=account)
+        .select_related("tier", "assigned_by")
+        .order_by("-started_at", "-id")[:limit]
+    )
+
+
+def account_contacts(*, account: Account, limit: int = 50) -> list[Contact]:
+    """Live contacts, the primary first, then by name (one query)."""
+    return list(Contact.objects.alive().filter(account=account).order_by("-is_primary", "name", "id")[:limit])
+
+
+def account_subscriptions(*, account: Account, limit: int = 20) -> list[Subscription]:
+    """Live revenue lines, newest start first (one query)."""
+    return list(Subscription.objects.alive().filter(account=account).order_by("-start_date", "-id")[:limit])
+
+
+def account_open_alerts(*, account: Account, limit: int = 20) -> list[Alert]:
+    """Alerts not done (open or snoozed), soonest due first, with rule and owner (one query)."""
+    return list(
+        Alert.objects.filter(account=account)
+        .exclude(status=Alert.Status.DONE)
+        .select_related("rule", "owner")
+        .order_by("due", "-created_at")[:limit]
+    )
+
+
+def account_plans(*, account: Account, limit: int = 20) -> list[SuccessPlan]:
+    """Live success plans, newest start first, with owner (one query)."""
+    return list(
+        SuccessPlan.objects.alive()
+        .filter(account=account)
+        .select_related("owner")
+        .order_by("-start_date", "-id")[:limit]
+    )
+
+
+@dataclass(frozen=True)
+class MrrMonth:
+    month: datetime.date  # the month's last day
+    mrr: Decimal
+
+
+def account_mrr_history(*, account: Account, months: int = 24, until: datetime.date | None = None) -> list[MrrMonth]:
+    """Month-end MRR of the account's live lines for the `months` months up to `until`'s month (default
+    this month), oldest first, in CSM_CURRENCY. One query reads the lines that count at one of those
+    month ends; `metrics.history` turns them into month-end MRR as the revenue bridge does."""
+    last = month_index(until or timezone.localdate())
+    first = last - months + 1
+    lines = list(
+        Subscription.objects.alive()
+        .filter(account=account, start_date__lte=month_end(last))
+        .filter(Q(end_date__isnull=True) | Q(end_date__gt=month_start(first)))
+        .values_list("account_id", "product", "mrr", "start_date", "end_date")
+        .order_by()
+    )
+    history = history_from_lines(lines, {}, last)
+    mine = history.accounts.get(account.pk)
+    return [
+        MrrMonth(month=month_end(index), mrr=mine.at(index - history.first) if mine else ZERO)
+        for index in range(first, last + 1)
+    ]
+
+
+# --- timeline -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TimelineEvent:
+    """One thing that happened to the account. `at` orders the timeline; `day_only` events (a snapshot's
+    band change, a goal achieved) know their day, not their time, and sort at the end of that day."""
+
+    at: datetime.datetime
+    day_only: bool
+    kind: str  # touch, tier, health, alert_raised, alert_closed, plan_created, plan_closed, goal, initiative
+    title: str
+    detail: str = ""
+    plan_id: int | None = None
+    band: str = ""
+
+
+def _end_of_day(day: datetime.date) -> datetime.datetime:
+    return timezone.make_aware(datetime.datetime.combine(day, datetime.time(23, 59, 59)))
+
+
+def _person(user) -> str:
+    return (user.get_full_name() or user.get_username()) if user is not None else ""
+
+
+def _touch_events(account: Account, limit: int) -> list[TimelineEvent]:
+    touches = Touch.objects.alive().filter(account=account).select_related("csm").order_by("-occurred_at", "-id")
+    events = []
+    for touch in touches[:limit]:
+        details = [_person(touch.csm)]
+        if touch.sentiment is not None:
+            details.append(str(touch.get_sentiment_display()))
+        if touch.next_step:
+            details.append(_("Next step: %(step)s") % {"step": touch.next_step})
+        events.append(
+            TimelineEvent(
+                at=touch.occurred_at,
+                day_only=False,
+                kind="touch",
+                title=f"{touch.get_kind_display()}: {touch.subject}",
+                detail=" · ".join(d for d in details if d),
+            )
+        )
+    return events
+
+
+def _tier_events(assignments: list[TierAssignment]) -> list[TimelineEvent]:
+    events = []
+    for position, assignment in enumerate(assignments):
+        previous = assignments[position + 1] if position + 1 < len(assignments) else None
+        if previous is not None and previous.tier_id != assignment.tier_id:
+            title = _("Tier changed from %(old)s to %(new)s") % {"old": previous.tier, "new": assignment.tier}
+        else:
+            title = _("Tier: %(tier)s") % {"tier": assignment.tier}
+        details = [assignment.reason, str(assignment.get_source_display()), _person(assignment.assigned_by)]
+        events.append(
+            TimelineEvent(
+                at=assignment.started_at,
+                day_only=False,
+                kind="tier",
+                title=title,
+                detail=" · ".join(d for d in details if d),
+            )
+        )
+    return events
+
+
+def _band_events(changes: list[BandChange]) -> list[TimelineEvent]:
+    labels = dict(HealthBand.choices)
+    return [
+        TimelineEvent(
+            at=_end_of_day(change.date),
+            day_only=True,
+            kind="health",
+            title=_("Health turned %(band)s (%(score)s)")
+            % {"band": str(labels.get(change.band, change.band)).lower(), "score": change.score},
+            detail=_("Was %(band)s") % {"band": str(labels.get(change.previous, change.previous)).lower()},
+            band=change.band,
+        )
+        for change in changes
+    ]
+
+
+def _alert_events(account: Account, limit: int) -> list[TimelineEvent]:
+    # The `limit` alerts whose latest event (closing, else raising) is newest hold every alert event
+    # among the newest `limit` events: each alert ranked above holds a newer event.
+    alerts = (
+        Alert.objects.filter(account=account)
+        .select_related("rule")
+        .annotate(latest=Coalesce("closed_at", "created_at"))
+        .order_by("-latest", "-id")[:limit]
+    )
+    events = []
+    for alert in alerts:
+        events.append(
+            TimelineEvent(
+                at=alert.created_at,
+                day_only=False,
+                kind="alert_raised",
+                title=_("Alert raised: %(rule)s") % {"rule": alert.rule},
+                detail=alert.reason,
+            )
+        )
+        if alert.closed_at is not None:
+            details = [str(alert.get_closed_by_display()) if alert.closed_by else "", alert.closed_reason]
+            events.append(
+                TimelineEvent(
+                    at=alert.closed_at,
+                    day_only=False,
+                    kind="alert_closed",
+                    title=_("Alert closed: %(rule)s") % {"rule": alert.rule},
+                    detail=" · ".join(d for d in details if d),
+                )
+            )
+    return events
+
+
+def _plan_events(account: Account, limit: int) -> list[TimelineEvent]:
+    plans = SuccessPlan.objects.alive().filter(account=account)
+    latest = plans.annotate(latest=Coalesce("closed_at", "created_at")).order_by("-latest", "-id")[:limit]
+    events = []
+    for plan in latest:
+        events.append(
+            TimelineEvent(
+                at=plan.created_at,
+                day_only=False,
+                kind="plan_created",
+                title=_("Success plan created: %(plan)s") % {"plan": plan.title},
+                plan_id=plan.pk,
+            )
+        )
+        if plan.closed_at is not None:
+            if plan.status == SuccessPlan.Status.ACHIEVED:
+                title = _("Success plan achieved: %(plan)s") % {"plan": plan.title}
+            else:
+                title = _("Success plan closed (%(status)s): %(plan)s") % {
+                    "status": str(plan.get_status_display()).lower(),
+                    "plan": plan.title,
+                }
+            events.append(
+                TimelineEvent(
+                    at=plan.closed_at,
+                    day_only=False,
+                    kind="plan_closed",
+                    title=title,
+                    detail=plan.status_reason,
+                    plan_id=plan.pk,
+                )
+            )
+    goals = (
+        Goal.objects.filter(plan__in=plans, status=Goal.Status.ACHIEVED, achieved_at__isnull=False)
+        .select_related("plan")
+        .order_by("-achieved_at", "-id")[:limit]
+    )
+    events.extend(
+        TimelineEvent(
+            at=_end_of_day(goal.achieved_at),
+            day_only=True,
+            kind="goal",
+            title=_("Goal achieved: %(goal)s") % {"goal": goal.title},
+            detail=goal.plan.title,
+            plan_id=goal.plan_id,
+        )
+        for goal in goals
+    )
+    initiatives = (
+        Initiative.objects.filter(goal__plan__in=plans, status=Initiative.Status.DONE, completed_at__isnull=False)
+        .select_related("goal__plan")
+        .order_by("-completed_at", "-id")[:limit]
+    )
+    events.extend(
+        TimelineEvent(
+            at=initiative.completed_at,
+            day_only=False,
+            kind="initiative",
+            title=_("Initiative completed: %(initiative)s") % {"initiative": initiative.title},
+            detail=initiative.goal.plan.title,
+            plan_id=initiative.goal.plan_id,
+        )
+        for initiative in initiatives
+    )
+    return events
+
+
+def account_timeline(
+    *,
+    account: Account,
+    tier_assignments: list[TierAssignment],
+    band_changes: list[BandChange],
+    limit: int = TIMELINE_LIMIT,
+) -> list[TimelineEvent]:
+    """The latest `limit` events, newest first, merging touches, tier changes, health band changes, alerts
+    raised and closed, and plan events (plans created and closed, goals achieved, initiatives completed).
+
+    Tier history and band changes come from the caller, who reads them for the header and the trend
+    anyway; the rest costs five queries, each limited to `limit` rows.
+    """
+    events = [
+        *_touch_events(account, limit),
+        *_tier_events(tier_assignments),
+        *_band_events(band_changes),
+        *_alert_events(account, limit),
+        *_plan_events(account, limit),
+    ]
+    events.sort(key=lambda event: event.at, reverse=True)
+    return events[:limit]
