@@ -106,7 +106,9 @@ def _export_rows(
 ) -> Iterator[list[Any]]:
     yield header
     for row in accounts:
-        owner = f"{row.owner__first_name} {row.owner__last_name}".strip() or row.owner__username or ""
+        owner = ""
+        if row.owner__username is not None:
+            owner = f"{row.owner__first_name} {row.owner__last_name}".strip() or row.owner__username
         yield [
             row.external_id or "",
             row.name,
