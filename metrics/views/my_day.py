@@ -58,7 +58,8 @@ def _day_of(request: HttpRequest) -> tuple:
 
 
 def _see_all(csm, viewer, **filters) -> str:
-    """The accounts list filtered to this book (and `filters`), or "" while that list does not exist."""
+    """The accounts list filtered to this book (and `filters`, parameters of accounts.filters.AccountFilterSet),
+    or "" while that list does not exist."""
     if not _resolves("accounts:list"):
         return ""
     owner = "mine" if csm.pk == viewer.pk else csm.pk
@@ -91,9 +92,9 @@ def my_day_view(request: HttpRequest) -> HttpResponse:
         "links": _links(),
         "see_all": {
             "book": _see_all(csm, viewer),
-            "at_risk": _see_all(csm, viewer, band="red", ordering="health_score"),
-            "renewals": _see_all(csm, viewer, renewal_within=selectors.RENEWAL_WINDOW_DAYS, ordering="renewal_date"),
-            "overdue": _see_all(csm, viewer, ordering="last_touch_at"),
+            "at_risk": _see_all(csm, viewer, health_band="red", ordering="health"),
+            "renewals": _see_all(csm, viewer, renewal_within=selectors.RENEWAL_WINDOW_DAYS, ordering="renewal"),
+            "overdue": _see_all(csm, viewer, ordering="last_touch"),
         },
         "back": request.get_full_path(),
     }

@@ -8,6 +8,7 @@ import pytest
 from django.contrib.messages import get_messages
 from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
+from django.utils.formats import date_format
 
 from accounts.models import Account
 from metrics.models import Alert, AlertRule
@@ -44,7 +45,8 @@ def account(owner, **fields) -> Account:
 def alert(owner, **fields) -> Alert:
     """An alert for `owner`, by default on a new account of theirs (one alert per account keeps the
     one-open-alert-per-rule-and-account constraint)."""
-    fields.setdefault("account", account(owner))
+    if "account" not in fields:
+        fields["account"] = account(owner)
     fields.setdefault("owner", owner)
     return factories.AlertFactory(**fields)
 
@@ -286,7 +288,11 @@ def test_links_to_pages_built_elsewhere_appear_when_they_exist(csm_client, csm_u
         if href:
             assert f'href="{href}"' in page
     if url("accounts:list"):
-        assert f"{url('accounts:list')}?owner=mine&amp;band=red" in page
+        listed = url("accounts:list")
+        assert f'href="{listed}?owner=mine"' in page
+        assert f'href="{listed}?owner=mine&amp;health_band=red&amp;ordering=health"' in page
+        assert f'href="{listed}?owner=mine&amp;renewal_within=90&amp;ordering=renewal"' in page
+        assert f'href="{listed}?owner=mine&amp;ordering=last_touch"' in page
     else:
         assert "See all" not in page
 
@@ -311,6 +317,10 @@ def test_a_leader_sees_their_own_book_and_can_open_any_csms_day(leader_client, l
     page = priya.content.decode()
     assert "Priya Khan's day" in page
     assert f'<option value="{csm_user.pk}" selected>' in page
+    try:
+        assert f'href="{reverse("accounts:list")}?owner={csm_user.pk}"' in page  # not "mine": Priya's
+    except NoReverseMatch:
+        pass
 
 
 def test_a_leader_asking_for_a_user_without_the_csm_role_sees_their_own_day(leader_client, leader, outsider):
@@ -368,7 +378,7 @@ def test_snooze_in_place_for_seven_days(csm_client, csm_user, today):
     waiting.refresh_from_db()
     assert (waiting.status, waiting.snoozed_until) == (Alert.Status.SNOOZED, today + 7 * DAY)
     fragment = response.content.decode()
-    assert "Snoozed until" in fragment
+    assert f"snoozed until {date_format(today + 7 * DAY)}" in fragment
     assert reverse("metrics:alert_done", args=[waiting.pk]) in fragment  # still can be marked done
     assert reverse("metrics:alert_snooze", args=[waiting.pk]) not in fragment
     # Asleep, it leaves My day.
