@@ -15,6 +15,7 @@ urlpatterns = [
     path("goals/<int:pk>/edit/", views.goal_edit, name="goal_edit"),
     path("goals/<int:pk>/status/", views.goal_status, name="goal_status"),
     path("goals/<int:pk>/remove/", views.goal_remove, name="goal_remove"),
+    path("goals/<int:pk>/move/", views.goal_move, name="goal_move"),
     path("goals/<int:pk>/targets/add/", views.target_add, name="target_add"),
     path("goals/<int:pk>/initiatives/add/", views.initiative_add, name="initiative_add"),
     path("targets/<int:pk>/edit/", views.target_edit, name="target_edit"),

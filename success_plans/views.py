@@ -345,6 +345,21 @@ def goal_remove(request: HttpRequest, pk: int) -> HttpResponse:
     return _to_plan(goal.plan_id)
 
 
+@require_POST
+def goal_move(request: HttpRequest, pk: int) -> HttpResponse:
+    """Move a goal one place up or down in its plan."""
+    goal = _editable_part(request, Goal, pk, "plan")
+    if isinstance(goal, HttpResponse):
+        return goal
+    ids = list(Goal.objects.filter(plan_id=goal.plan_id).values_list("pk", flat=True))  # in the plan's order
+    here = ids.index(goal.pk)
+    there = here - 1 if request.POST.get("direction") == "up" else here + 1
+    if 0 <= there < len(ids):
+        ids[here], ids[there] = ids[there], ids[here]
+        services.goals_reorder(plan=goal.plan, goal_ids=ids)
+    return _to_plan(goal.plan_id, f"goal-{goal.pk}")
+
+
 # --- targets and readings -----------------------------------------------------------------------
 
 TARGET_FIELDS = ("name", "unit", "baseline", "target_value", "due_date", "usage_metric")

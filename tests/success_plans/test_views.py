@@ -487,6 +487,18 @@ def test_add_edit_and_remove_a_goal(csm_client, plan, goal):
     assert csm_client.get(reverse("plans:goal_remove", args=[goal.pk])).status_code == 405
 
 
+def test_move_goals_up_and_down(csm_client, plan, goal):
+    second = factories.GoalFactory(plan=plan, title="Expansion", order=1)
+    third = factories.GoalFactory(plan=plan, title="Renewal", order=2)
+    csm_client.post(reverse("plans:goal_move", args=[third.pk]), {"direction": "up"})
+    assert list(plan.goals.values_list("title", flat=True)) == ["Adoption", "Renewal", "Expansion"]
+    csm_client.post(reverse("plans:goal_move", args=[goal.pk]), {"direction": "up"})  # already first
+    csm_client.post(reverse("plans:goal_move", args=[goal.pk]), {"direction": "down"})
+    assert list(plan.goals.values_list("title", flat=True)) == ["Renewal", "Adoption", "Expansion"]
+    page = text(csm_client.get(reverse("plans:detail", args=[plan.pk])))
+    assert page.index("Renewal") < page.index("Adoption") < page.index(second.title)
+
+
 def test_add_edit_and_remove_a_target(csm_client, goal):
     url = reverse("plans:target_add", args=[goal.pk])
     refused = csm_client.post(url, {"name": "NPS", "baseline": "30", "target_value": "30"})
@@ -548,6 +560,7 @@ def edits(plan, goal, target, initiative):
         (reverse("plans:goal_add", args=[plan.pk]), {"title": "Another", "priority": 2}),
         (reverse("plans:goal_edit", args=[goal.pk]), {"title": "Renamed", "priority": 2}),
         (reverse("plans:goal_status", args=[goal.pk]), {f"goal-{goal.pk}-status": "achieved"}),
+        (reverse("plans:goal_move", args=[goal.pk]), {"direction": "down"}),
         (reverse("plans:target_add", args=[goal.pk]), {"name": "X", "baseline": 0, "target_value": 1}),
         (reverse("plans:target_edit", args=[target.pk]), {"name": "X", "baseline": 0, "target_value": 1}),
         (reverse("plans:target_measure", args=[target.pk]), {f"target-{target.pk}-value": "50"}),
@@ -679,8 +692,8 @@ def test_the_plan_page_runs_the_same_queries_whatever_its_size(csm_client, accou
     small = reverse("plans:detail", args=[plan_with(1, account).pk])
     large = reverse("plans:detail", args=[plan_with(4, account).pk])
     count_queries(csm_client, small)  # the session and the role are read once per request either way
-    # session, user, role, plan + goals + targets + initiatives, progress (2), readings (1)
-    with django_assert_max_num_queries(12):
+    # session, user, role; the plan, its goals, targets, initiatives; progress (2); the readings (1)
+    with django_assert_max_num_queries(10):
         csm_client.get(large)
     assert count_queries(csm_client, small) == count_queries(csm_client, large)
 
