@@ -87,6 +87,7 @@ INSTALLED_APPS = [
     "import_export",
     "django_htmx",
     "nested_admin",
+    "csm",
     "accounts",
     "success_plans",
     "metrics",
