@@ -17,6 +17,7 @@ from django.utils.formats import date_format
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
+from accounts.forms import TouchForm
 from accounts.models import Account
 from csm import charts, formats
 from csm.roles import can_edit_account
@@ -174,7 +175,8 @@ def account_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "can_edit": can_edit,
         "new_plan_url": _url_or_none("plans:new") if can_edit else None,
         "all_plans_url": _url_or_none("plans:account_plans", account.pk),
-        "new_touch_url": _url_or_none("accounts:new_touch", account.pk),
+        "touch_form": TouchForm(account=account),
+        "touch_next": request.get_full_path(),
     }
     return render(request, "metrics/account/detail.html", context)
 

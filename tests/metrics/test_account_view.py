@@ -20,6 +20,15 @@ pytestmark = pytest.mark.django_db
 TODAY = timezone.localdate()
 
 
+@pytest.fixture(autouse=True)
+def csm_template_tags(settings):
+    """TEMPORARY: `csm` is not in INSTALLED_APPS yet, so `{% load csm_tags %}` needs registering by hand."""
+    settings.TEMPLATES = [
+        {**engine, "OPTIONS": {**engine["OPTIONS"], "libraries": {"csm_tags": "csm.templatetags.csm_tags"}}}
+        for engine in settings.TEMPLATES
+    ]
+
+
 def days_ago(days: int, hour: int = 10) -> datetime.datetime:
     day = TODAY - datetime.timedelta(days=days)
     return timezone.make_aware(datetime.datetime.combine(day, datetime.time(hour)))
@@ -269,6 +278,43 @@ def test_the_timeline_keeps_the_latest_50_events(csm_client, account):
     assert "The latest 50 events." in response.content.decode()
 
 
+# --- log a touch ----------------------------------------------------------------------------------
+
+
+def test_a_touch_logged_from_the_page_shows_on_its_timeline(csm_client, account):
+    contact = factories.ContactFactory(account=account, name="Dana Scully")
+    html = page(csm_client, account)
+    assert "csrfmiddlewaretoken" in html
+    assert reverse("accounts:log_touch", args=[account.pk]) in html
+    assert "Dana Scully" in html  # the account's contacts to name
+
+    when = timezone.localtime(days_ago(1)).strftime("%Y-%m-%dT%H:%M")
+    response = csm_client.post(
+        reverse("accounts:log_touch", args=[account.pk]),
+        {
+            "kind": "meeting",
+            "occurred_at": when,
+            "subject": "Quarterly review prep",
+            "contacts": [contact.pk],
+            "sentiment": "1",
+            "next": url(account),
+        },
+        follow=True,
+    )
+
+    assert response.redirect_chain[-1][0] == url(account)
+    timeline = response.context["timeline"]
+    assert timeline[0]["event"].title == "Meeting: Quarterly review prep"
+    html = response.content.decode()
+    assert date_format(timezone.localtime(days_ago(1)), "SHORT_DATE_FORMAT") in html  # last touch in the header
+
+
+def test_the_timeline_and_summary_refresh_when_a_touch_is_logged_in_place(csm_client, account):
+    html = page(csm_client, account)
+    assert 'hx-trigger="touchLogged from:body" hx-select="#account-timeline"' in html
+    assert 'hx-select="#account-summary"' in html
+
+
 # --- speed ----------------------------------------------------------------------------------------
 
 
@@ -332,7 +378,7 @@ def test_the_page_runs_the_same_queries_for_small_and_large_histories(
     assert small_count == large_count
     # session, user, groups; account; latest snapshot; a year of scores; the two snapshots compared;
     # tier history; touches; alerts; plans, goals achieved, initiatives done (timeline); plans shown and
-    # their progress (2); MRR lines; contacts; subscription lines; open alerts.
-    assert large_count == 21
+    # their progress (2); MRR lines; contacts; subscription lines; open alerts; the touch form's contacts.
+    assert large_count == 22
     with django_assert_max_num_queries(small_count):
         csm_client.get(url(large))
