@@ -85,10 +85,10 @@ class PortfolioForm(forms.Form):
 
 
 class DrilldownForm(forms.Form):
-    month = MonthField()
-    figure = forms.ChoiceField(choices=[(figure, figure) for figure in FIGURES])
-    segment_kind = forms.ChoiceField(choices=SegmentKind.choices, required=False)
-    segment = forms.CharField(max_length=200, required=False, strip=False)
+    month = MonthField(label=gettext_lazy("Month"))
+    figure = forms.ChoiceField(label=gettext_lazy("Figure"), choices=[(figure, figure) for figure in FIGURES])
+    segment_kind = forms.ChoiceField(label=gettext_lazy("Segment kind"), choices=SegmentKind.choices, required=False)
+    segment = forms.CharField(label=gettext_lazy("Segment"), max_length=200, required=False, strip=False)
 
 
 # --- labels and links -----------------------------------------------------------------------------
@@ -267,11 +267,13 @@ def portfolio(request: HttpRequest) -> HttpResponse:
         errors.extend(error.messages)
         cohorts, timing, churn = [], None, None
     tiers = dict(Tier.objects.values_list("name", "slug"))
-    owners = (
-        dict(User.objects.filter(username__in=[row.segment for row in rows.segments]).values_list("username", "pk"))
-        if segment_kind == SegmentKind.OWNER
-        else {}
-    )
+    owners, owner_names = {}, {}
+    if segment_kind == SegmentKind.OWNER:  # segments are usernames: show the CSM's name
+        for user in User.objects.filter(username__in=[row.segment for row in rows.segments]).only(
+            "username", "first_name", "last_name"
+        ):
+            owners[user.username] = user.pk
+            owner_names[user.username] = user.get_full_name() or user.username
     time_to_value = revenue.time_to_value()
     book = rows.months[-1] if rows.months and rows.months[-1].month == last else None
     context.update(
@@ -286,7 +288,7 @@ def portfolio(request: HttpRequest) -> HttpResponse:
             "segments": [
                 {
                     "row": row,
-                    "label": segment_label(segment_kind, row.segment),
+                    "label": owner_names.get(row.segment) or segment_label(segment_kind, row.segment),
                     "cells": bridge_cells(row, segment_kind),
                     "url": segment_url(segment_kind, row.segment, tiers, owners),
                 }
@@ -320,7 +322,8 @@ def drilldown(request: HttpRequest) -> HttpResponse:
     form = DrilldownForm(request.GET)
     if not form.is_valid():
         return bad_request(
-            request, [f"{name}: {message}" for name, messages in form.errors.items() for message in messages]
+            request,
+            [f"{form[name].label}: {message}" for name, messages in form.errors.items() for message in messages],
         )
     month, figure = form.cleaned_data["month"], form.cleaned_data["figure"]
     segment_kind = form.cleaned_data["segment_kind"] or SegmentKind.ALL
