@@ -18,15 +18,6 @@ pytestmark = pytest.mark.django_db
 START = datetime.date(2026, 3, 2)
 
 
-@pytest.fixture(autouse=True)
-def csm_template_tags(settings):
-    """TEMPORARY: `csm` is not in INSTALLED_APPS yet, so `{% load csm_tags %}` needs registering by hand."""
-    settings.TEMPLATES = [
-        {**engine, "OPTIONS": {**engine["OPTIONS"], "libraries": {"csm_tags": "csm.templatetags.csm_tags"}}}
-        for engine in settings.TEMPLATES
-    ]
-
-
 @pytest.fixture
 def account(csm_user):
     return factories.AccountFactory(owner=csm_user, name="Acme")
