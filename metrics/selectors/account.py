@@ -132,7 +132,7 @@ def _touch_events(account: Account, limit: int) -> list[TimelineEvent]:
                 at=touch.occurred_at,
                 day_only=False,
                 kind="touch",
-                title=f"{touch.get_kind_display()}: {touch.subject}",
+                title=_("%(kind)s: %(subject)s") % {"kind": touch.get_kind_display(), "subject": touch.subject},
                 detail=" · ".join(d for d in details if d),
             )
         )

@@ -278,6 +278,28 @@ def test_the_timeline_keeps_the_latest_50_events(csm_client, account):
     assert "The latest 50 events." in response.content.decode()
 
 
+def test_plans_show_their_progress_and_link_to_their_page(csm_client, account):
+    plan = factories.SuccessPlanFactory(account=account, title="Adoption plan")
+    goal = factories.GoalFactory(plan=plan)
+    # Progress (60 - 10) / (110 - 10) = 50 % and (36 - 0) / (120 - 0) = 30 %: mean 40 %
+    factories.TargetFactory(goal=goal, baseline=Decimal(10), target_value=Decimal(110), current_value=Decimal(60))
+    factories.TargetFactory(goal=goal, baseline=Decimal(0), target_value=Decimal(120), current_value=Decimal(36))
+    factories.SuccessPlanFactory(account=account, title="Old plan", deleted_at=timezone.now())
+
+    html = page(csm_client, account)
+
+    assert f'href="{reverse("plans:detail", args=[plan.pk])}">Adoption plan</a>' in html
+    assert "40 %" in html
+    assert "Old plan" not in html
+    assert f"{reverse('plans:new')}?account={account.pk}" in html  # the owner may start a plan
+
+
+def test_another_csm_reads_the_account_but_is_not_offered_a_new_plan(client, account, other_csm):
+    client.force_login(other_csm)
+    html = page(client, account)
+    assert reverse("plans:new") not in html
+
+
 # --- log a touch ----------------------------------------------------------------------------------
 
 
