@@ -259,13 +259,13 @@ def portfolio(request: HttpRequest) -> HttpResponse:
     rows = selectors.portfolio_rows(first=first, last=last, segment_kind=segment_kind)
     errors = []
     history = load_history()  # once, for every selector that follows accounts month by month
+    cohorts = revenue.cohort_retention(months_after=COHORT_MONTHS, history=history)
+    timing = revenue.upsell_timing(history=history)
     try:
-        cohorts = revenue.cohort_retention(months_after=COHORT_MONTHS, history=history)
-        timing = revenue.upsell_timing(history=history)
         churn = revenue.churn_analysis(first=first, last=last, history=history)
-    except DomainError as error:
+    except DomainError as error:  # a range reaching past this month
         errors.extend(error.messages)
-        cohorts, timing, churn = [], None, None
+        churn = None
     tiers = dict(Tier.objects.values_list("name", "slug"))
     owners, owner_names = {}, {}
     if segment_kind == SegmentKind.OWNER:  # segments are usernames: show the CSM's name
@@ -323,7 +323,11 @@ def drilldown(request: HttpRequest) -> HttpResponse:
     if not form.is_valid():
         return bad_request(
             request,
-            [f"{form[name].label}: {message}" for name, messages in form.errors.items() for message in messages],
+            [
+                f"{form[name].label}: {message}" if name in form.fields else message
+                for name, messages in form.errors.items()
+                for message in messages
+            ],
         )
     month, figure = form.cleaned_data["month"], form.cleaned_data["figure"]
     segment_kind = form.cleaned_data["segment_kind"] or SegmentKind.ALL

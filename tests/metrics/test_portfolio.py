@@ -454,3 +454,14 @@ def test_breakdown_by_region_owner_or_the_whole_book(book, csm_client, csm_user)
         first_cell = response.context["segments"][0]["cells"][0]
         label = response.context["segments"][0]["label"]
         assert csm_client.get(first_cell["url"]).context["total"] == expected[label][0][0]
+
+
+def test_a_range_past_the_history_says_so_and_shows_the_rest(book, csm_client):
+    response = csm_client.get(PORTFOLIO, {"from": "2025-06", "to": "2030-05"})
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert "The revenue history ends in" in html
+    # The stored months still show, and the figures that do not depend on the range.
+    assert len(response.context["months"]) == 8  # June 2025 to January 2026
+    assert response.context["book"] is None
+    assert response.context["cohorts"]
