@@ -35,6 +35,8 @@ RANGES = (90, 365)  # days of health trend the page offers
 CHANGE_DEFAULT_DAYS = 30  # "why did health change" compares this many days ago with today by default
 TIER_HISTORY_SHOWN = 5  # tier periods in the header
 MRR_MONTHS = 24
+CONTACTS_SHOWN = 50
+LINES_SHOWN = 20  # revenue lines, newest start first
 
 TIMELINE_KINDS = {
     "touch": gettext_lazy("Touch"),
@@ -167,8 +169,10 @@ def account_detail(request: HttpRequest, pk: int) -> HttpResponse:
             for event in timeline
         ],
         "timeline_limit": account_selectors.TIMELINE_LIMIT,
-        "contacts": account_selectors.account_contacts(account=account),
-        "subscriptions": account_selectors.account_subscriptions(account=account),
+        "contacts": account_selectors.account_contacts(account=account, limit=CONTACTS_SHOWN),
+        "contacts_shown": CONTACTS_SHOWN,
+        "subscriptions": account_selectors.account_subscriptions(account=account, limit=LINES_SHOWN),
+        "lines_shown": LINES_SHOWN,
         "mrr_chart": _mrr_chart(mrr_months) if any(m.mrr for m in mrr_months) else None,
         "plans": [{"plan": plan, "progress": progress[plan.pk], "url": plan_url(plan.pk)} for plan in plans],
         "open_alerts": account_selectors.account_open_alerts(account=account),
