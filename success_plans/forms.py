@@ -73,7 +73,6 @@ class PlanNewForm(forms.Form):
         label=_("Playbook"),
         queryset=PlanTemplate.objects.none(),
         required=False,
-        empty_label=_("Blank plan"),
         widget=forms.RadioSelect,
     )
     title = forms.CharField(
@@ -105,7 +104,7 @@ class PlanNewForm(forms.Form):
         field.queryset = PlanTemplate.objects.filter(is_active=True, pk__in=[t.pk for t in templates])
         # The choices come from the list already read, not from another query at render time.
         field.choices = [
-            ("", field.empty_label),
+            ("", _("Blank plan")),
             *[
                 (t.pk, f"{t.name}: {Truncator(t.description).chars(120)}" if t.description else t.name)
                 for t in templates

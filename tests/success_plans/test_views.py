@@ -77,6 +77,7 @@ def test_the_new_plan_page_suggests_the_playbook_of_the_accounts_tier(csm_client
     page = text(response)
     assert "Another playbook" in page
     assert "Retired" not in page
+    assert "Blank plan" in page
     assert f'value="{suggested.pk}" id="id_template_' in page
     assert response.context["form"]["template"].value() == suggested.pk
     assert "csrfmiddlewaretoken" in page
