@@ -167,10 +167,10 @@ def test_bridge_table_shows_each_month_with_every_figure_a_drilldown(book, csm_c
             assert f"{link}{money(amount)}</a>" in table
     # Every money cell is a link: 6 months x 7 figures.
     assert table.count(f'<a href="{DRILLDOWN}?') == 42
-    # April: GRR (3200 - 500) / 3200 = 84.375 %, NRR (3200 + 200 - 500) / 3200 = 90.625 % (Django's
-    # number format cuts to one decimal place rather than rounding).
+    # April: GRR (3200 - 500) / 3200 = 84.375 %, NRR (3200 + 200 - 500) / 3200 = 90.625 %, rounded half
+    # up to one decimal place.
     april = next(row for row in re.findall(r"<tr>(.*?)</tr>", table, re.DOTALL) if "April 2025" in row)
-    assert "84.3 %" in april
+    assert "84.4 %" in april
     assert "90.6 %" in april
 
 
