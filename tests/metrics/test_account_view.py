@@ -20,15 +20,6 @@ pytestmark = pytest.mark.django_db
 TODAY = timezone.localdate()
 
 
-@pytest.fixture(autouse=True)
-def csm_template_tags(settings):
-    """TEMPORARY: `csm` is not in INSTALLED_APPS yet, so `{% load csm_tags %}` needs registering by hand."""
-    settings.TEMPLATES = [
-        {**engine, "OPTIONS": {**engine["OPTIONS"], "libraries": {"csm_tags": "csm.templatetags.csm_tags"}}}
-        for engine in settings.TEMPLATES
-    ]
-
-
 def days_ago(days: int, hour: int = 10) -> datetime.datetime:
     day = TODAY - datetime.timedelta(days=days)
     return timezone.make_aware(datetime.datetime.combine(day, datetime.time(hour)))

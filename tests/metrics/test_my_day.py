@@ -22,15 +22,6 @@ HTMX = {"HTTP_HX_REQUEST": "true"}
 DAY = datetime.timedelta(days=1)
 
 
-@pytest.fixture(autouse=True)
-def csm_template_tags(settings):
-    """TEMPORARY: `csm` is not in INSTALLED_APPS yet, so `{% load csm_tags %}` needs registering by hand."""
-    settings.TEMPLATES = [
-        {**engine, "OPTIONS": {**engine["OPTIONS"], "libraries": {"csm_tags": "csm.templatetags.csm_tags"}}}
-        for engine in settings.TEMPLATES
-    ]
-
-
 @pytest.fixture
 def today():
     return timezone.localdate()
