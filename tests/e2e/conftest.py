@@ -58,25 +58,35 @@ def pytest_runtest_teardown(item, nextitem):
 
 
 @pytest.fixture(scope="package")
-def browser():
+def browser(django_db_setup, django_db_blocker):
     """One headless chromium for the package. Missing chromium fails in CI and skips elsewhere."""
     if not (Path(CHROMIUM).is_file() and os.access(CHROMIUM, os.X_OK)):
         message = f"{CHROMIUM} is missing: install Debian's chromium (`apt-get install -y chromium`)"
         if os.environ.get("CI"):
             pytest.fail(f"Browser tests must run in CI, but {message}.", pytrace=False)
         pytest.skip(f"browser tests need chromium; {message} to run them")
+    from django.db import connections
     from playwright.sync_api import sync_playwright
 
-    # Playwright's sync API keeps an asyncio loop running in this thread; Django refuses ORM calls from a
-    # thread with a running loop unless told the calls are safe (they are: nothing here is async).
+    # Playwright's sync API keeps an asyncio loop marked running in this thread. Django then (1) refuses
+    # ORM calls unless told they are safe (they are: nothing here is async) and (2) keeps this thread's
+    # database connections per context instead of per thread: new connection objects, which lack the
+    # rows the migrations seeded, serialized when the test database was made. Hand those over.
+    seeded = {
+        c.alias: c._test_serialized_contents for c in connections.all() if hasattr(c, "_test_serialized_contents")
+    }
     previous = os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE")
     os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
     playwright = sync_playwright().start()
     try:
+        for alias, contents in seeded.items():
+            connections[alias]._test_serialized_contents = contents
         chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
         yield chromium
         chromium.close()
     finally:
+        with django_db_blocker.unblock():
+            connections.close_all()  # the per-context ones, or PostgreSQL cannot drop the test database
         playwright.stop()
         if previous is None:
             os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
@@ -106,6 +116,11 @@ def login(page, user, password: str = PASSWORD) -> None:
     page.get_by_role("button", name="Sign in").click()
     page.wait_for_load_state()
     assert "/login/" not in page.url, f"sign-in as {user.get_username()} failed"
+
+
+def figure(scope, term: str):
+    """The value (dd) of the term (dt) named `term` in a figures list inside `scope`."""
+    return scope.locator("dl > div").filter(has=scope.page.locator("dt").get_by_text(term, exact=True)).locator("dd")
 
 
 def axe_check(page) -> None:
