@@ -1,0 +1,74 @@
+"""The accounts list and the account page in the browser: filter, sort, open an account, log a touch."""
+
+import re
+
+from django.utils.formats import date_format
+from playwright.sync_api import expect
+
+from accounts.models import Touch
+from tests.e2e.conftest import check_page, figure, login
+
+
+def _names(page) -> list[str]:
+    return page.locator(".accounts-list tbody tr td:first-child").all_inner_texts()
+
+
+def test_a_csm_filters_and_sorts_the_accounts_list(page, book):
+    login(page, book.csm)
+    page.get_by_role("navigation", name="Main").get_by_role("link", name="Accounts").click()
+    expect(page.get_by_role("heading", name="Accounts", level=1)).to_be_visible()
+    assert sorted(_names(page)) == sorted(
+        a.name for a in (book.northwind, book.bluebird, book.cedar, book.lumen, book.quill, book.orbit)
+    )
+    check_page(page, "accounts")
+
+    filters = page.get_by_role("search", name="Filter accounts")
+    filters.get_by_label("CSM").select_option("mine")
+    filters.get_by_label("Region").select_option("EMEA")
+    filters.get_by_role("button", name="Filter").click()
+    expect(page).to_have_url(re.compile(r"owner=mine"))
+    assert sorted(_names(page)) == ["Cedar Health", "Northwind Analytics", "Quill Books"]
+
+    page.get_by_role("columnheader", name=re.compile("^ARR")).get_by_role("link").click()
+    expect(page).to_have_url(re.compile(r"ordering="))
+    arr_order = _names(page)
+    page.get_by_role("columnheader", name=re.compile("^ARR")).get_by_role("link").click()
+    assert _names(page) == list(reversed(arr_order))
+    assert {arr_order[0], arr_order[-1]} == {"Quill Books", "Northwind Analytics"}  # no ARR, the most ARR
+    check_page(page)
+
+    page.get_by_role("link", name="Northwind Analytics").click()
+    expect(page.get_by_role("heading", name="Northwind Analytics", level=1)).to_be_visible()
+    check_page(page)
+
+
+def test_a_csm_logs_a_touch_and_sees_it_on_the_timeline_and_in_the_health_panel(page, book):
+    account = book.bluebird
+    today = date_format(book.today, "SHORT_DATE_FORMAT")  # as the page shows it
+    login(page, book.csm)
+    page.goto(f"/account/{account.pk}/")
+    summary = page.locator("#account-summary")
+    expect(summary.get_by_role("heading", name=account.name, level=1)).to_be_visible()
+    timeline = page.locator("#account-timeline")
+    expect(timeline).to_contain_text("Renewal pricing questions")
+    health_before = figure(summary, "Health").inner_text()
+    last_touch = figure(summary, "Last touch")
+    expect(last_touch).not_to_have_text(today)
+    check_page(page, "account")
+
+    form = page.locator(f"#touch-form-{account.pk}")
+    form.get_by_label("Kind").select_option(label="Meeting")
+    form.get_by_label("Sentiment").select_option(label="Positive")
+    form.get_by_label("Subject").fill("Renewal plan agreed with Maria")
+    form.get_by_label("Maria Lopez").check()
+    form.get_by_label("Notes").fill("Maria confirmed the renewal; two more depots go live next month.")
+    form.get_by_role("button", name="Log touch").click()
+
+    expect(page.get_by_role("status").filter(has_text="Touch logged: Renewal plan agreed with Maria.")).to_be_visible()
+    expect(timeline).to_contain_text("Renewal plan agreed with Maria")
+    expect(last_touch).to_have_text(today)
+    expect(figure(summary, "Health")).not_to_have_text(health_before)
+    touch = Touch.objects.get(account=account, subject="Renewal plan agreed with Maria")
+    assert touch.csm == book.csm and touch.sentiment == 1 and touch.kind == "meeting"
+    assert [c.name for c in touch.contacts.all()] == ["Maria Lopez"]
+    check_page(page)
