@@ -52,6 +52,8 @@ def test_a_csm_logs_a_touch_and_sees_it_on_the_timeline_and_in_the_health_panel(
     timeline = page.locator("#account-timeline")
     expect(timeline).to_contain_text("Renewal pricing questions")
     health_before = figure(summary, "Health").inner_text()
+    engagement = summary.get_by_role("row", name=re.compile("^Engagement")).get_by_role("cell").first
+    expect(engagement).to_have_text("1.67")  # raw value: 75 days since the last touch / a 45-day cadence
     last_touch = figure(summary, "Last touch")
     expect(last_touch).not_to_have_text(today)
     check_page(page, "account")
@@ -68,6 +70,7 @@ def test_a_csm_logs_a_touch_and_sees_it_on_the_timeline_and_in_the_health_panel(
     expect(timeline).to_contain_text("Renewal plan agreed with Maria")
     expect(last_touch).to_have_text(today)
     expect(figure(summary, "Health")).not_to_have_text(health_before)
+    expect(engagement).to_have_text("0")  # touched today
     touch = Touch.objects.get(account=account, subject="Renewal plan agreed with Maria")
     assert touch.csm == book.csm and touch.sentiment == 1 and touch.kind == "meeting"
     assert [c.name for c in touch.contacts.all()] == ["Maria Lopez"]
