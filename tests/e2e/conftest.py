@@ -96,16 +96,23 @@ def browser(django_db_setup, django_db_blocker):
 
 @pytest.fixture
 def page(browser, live_server, transactional_db, django_db_serialized_rollback):
-    """A fresh browser context (no cookies) on the live server; page errors fail the test. The database
-    starts each test with the rows the migrations seed (serialized rollback)."""
+    """A fresh browser context (no cookies) on the live server. Script errors fail the test, and so does
+    any request to another host: CSS, scripts and charts are served by the project, never a CDN. The
+    database starts each test with the rows the migrations seed (serialized rollback)."""
     context = browser.new_context(base_url=live_server.url, viewport=VIEWPORT, locale="en-US")
     context.set_default_timeout(10_000)
     tab = context.new_page()
     errors: list[str] = []
+    elsewhere: list[str] = []
     tab.on("pageerror", lambda error: errors.append(str(error)))
+    context.on(
+        "request",
+        lambda request: None if request.url.startswith((live_server.url, "data:")) else elsewhere.append(request.url),
+    )
     yield tab
     context.close()
     assert not errors, f"JavaScript errors on the page: {errors}"
+    assert not elsewhere, f"Requests to other hosts: {elsewhere}"
 
 
 def login(page, user, password: str = PASSWORD) -> None:
