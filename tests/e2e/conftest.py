@@ -120,8 +120,8 @@ def login(page, user, password: str = PASSWORD) -> None:
     page.goto("/login/")
     page.get_by_label("User name").fill(user.get_username())
     page.get_by_label("Password").fill(password)
-    page.get_by_role("button", name="Sign in").click()
-    page.wait_for_load_state()
+    with page.expect_navigation():
+        page.get_by_role("button", name="Sign in").click()
     assert "/login/" not in page.url, f"sign-in as {user.get_username()} failed"
 
 

@@ -20,8 +20,10 @@ def test_a_csm_creates_a_plan_from_a_playbook_and_completes_an_initiative(page, 
     page.get_by_label("Onboarding (High touch)").check()
     page.get_by_role("button", name="Create the plan").click()
 
+    expect(page).to_have_url(re.compile(r"/plans/\d+/$"))
     plan = SuccessPlan.objects.get(account=book.lumen)
-    expect(page).to_have_url(re.compile(rf"/plans/{plan.pk}/$"))
+    assert page.url.endswith(f"/plans/{plan.pk}/")
+    assert plan.template.name == "Onboarding (High touch)"
     expect(page.get_by_role("heading", name=re.compile("Onboarding"), level=1)).to_be_visible()
     kickoff = Initiative.objects.get(goal__plan=plan, title="Kick-off with the executive sponsor")
     row = page.locator(f"#initiative-{kickoff.pk}")

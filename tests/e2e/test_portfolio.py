@@ -19,6 +19,7 @@ def test_a_csm_follows_a_portfolio_figure_to_the_accounts_behind_it(page, book):
     expect(page.locator("[data-figure=total]")).to_contain_text("14,000.00")
     expect(page.locator("[data-figure=stored]")).to_contain_text("14,000.00")
     rows = page.locator("table.drilldown tbody tr th")
+    expect(rows).to_have_count(5)
     assert sorted(rows.all_inner_texts()) == sorted(
         a.name for a in (book.northwind, book.bluebird, book.cedar, book.lumen, book.orbit)
     )
