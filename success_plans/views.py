@@ -273,6 +273,27 @@ def _part_form_page(request, *, form, plan, title, part=None, remove_url=None) -
     return render(request, "success_plans/part_form.html", context)
 
 
+def _edit_part(request: HttpRequest, part, *, form_class, fields, update, plan, title, saved, remove_name):
+    """Edit a goal, target or initiative through its `update` service; errors stay on the form."""
+    form = form_class(request.POST or None, initial={name: getattr(part, name) for name in fields})
+    if request.method == "POST" and form.is_valid():
+        try:
+            update(part, form.cleaned_data)
+        except DomainError as error:
+            add_domain_error(form, error)
+        else:
+            messages.success(request, saved)
+            return _to_plan(plan.pk, f"{part._meta.model_name}-{part.pk}")
+    return _part_form_page(
+        request,
+        form=form,
+        plan=plan,
+        title=title,
+        part=part,
+        remove_url=reverse(f"plans:{remove_name}", args=[part.pk]),
+    )
+
+
 def goal_add(request: HttpRequest, pk: int) -> HttpResponse:
     plan = _editable_plan(request, pk)
     if isinstance(plan, HttpResponse):
@@ -293,23 +314,16 @@ def goal_edit(request: HttpRequest, pk: int) -> HttpResponse:
     goal = _editable_part(request, Goal, pk, "plan")
     if isinstance(goal, HttpResponse):
         return goal
-    initial = {name: getattr(goal, name) for name in ("title", "description", "priority", "due_date")}
-    form = GoalForm(request.POST or None, initial=initial)
-    if request.method == "POST" and form.is_valid():
-        try:
-            services.goal_update(goal=goal, data=form.cleaned_data)
-        except DomainError as error:
-            add_domain_error(form, error)
-        else:
-            messages.success(request, _("The goal was saved."))
-            return _to_plan(goal.plan_id, f"goal-{goal.pk}")
-    return _part_form_page(
+    return _edit_part(
         request,
-        form=form,
+        goal,
+        form_class=GoalForm,
+        fields=("title", "description", "priority", "due_date"),
+        update=lambda goal, data: services.goal_update(goal=goal, data=data),
         plan=goal.plan,
         title=_("Edit the goal"),
-        part=goal,
-        remove_url=reverse("plans:goal_remove", args=[goal.pk]),
+        saved=_("The goal was saved."),
+        remove_name="goal_remove",
     )
 
 
@@ -386,22 +400,16 @@ def target_edit(request: HttpRequest, pk: int) -> HttpResponse:
     target = _editable_part(request, Target, pk, "goal__plan")
     if isinstance(target, HttpResponse):
         return target
-    form = TargetForm(request.POST or None, initial={name: getattr(target, name) for name in TARGET_FIELDS})
-    if request.method == "POST" and form.is_valid():
-        try:
-            services.target_update(target=target, data=form.cleaned_data)
-        except DomainError as error:
-            add_domain_error(form, error)
-        else:
-            messages.success(request, _("The target was saved."))
-            return _to_plan(target.goal.plan_id, f"target-{target.pk}")
-    return _part_form_page(
+    return _edit_part(
         request,
-        form=form,
+        target,
+        form_class=TargetForm,
+        fields=TARGET_FIELDS,
+        update=lambda target, data: services.target_update(target=target, data=data),
         plan=target.goal.plan,
         title=_("Edit the target"),
-        part=target,
-        remove_url=reverse("plans:target_remove", args=[target.pk]),
+        saved=_("The target was saved."),
+        remove_name="target_remove",
     )
 
 
@@ -462,23 +470,16 @@ def initiative_edit(request: HttpRequest, pk: int) -> HttpResponse:
     initiative = _editable_part(request, Initiative, pk, "goal__plan")
     if isinstance(initiative, HttpResponse):
         return initiative
-    initial = {"title": initiative.title, "owner": initiative.owner_id, "due_date": initiative.due_date}
-    form = InitiativeForm(request.POST or None, initial=initial)
-    if request.method == "POST" and form.is_valid():
-        try:
-            services.initiative_update(initiative=initiative, data=form.cleaned_data)
-        except DomainError as error:
-            add_domain_error(form, error)
-        else:
-            messages.success(request, _("The initiative was saved."))
-            return _to_plan(initiative.goal.plan_id, f"initiative-{initiative.pk}")
-    return _part_form_page(
+    return _edit_part(
         request,
-        form=form,
+        initiative,
+        form_class=InitiativeForm,
+        fields=("title", "owner", "due_date"),
+        update=lambda initiative, data: services.initiative_update(initiative=initiative, data=data),
         plan=initiative.goal.plan,
         title=_("Edit the initiative"),
-        part=initiative,
-        remove_url=reverse("plans:initiative_remove", args=[initiative.pk]),
+        saved=_("The initiative was saved."),
+        remove_name="initiative_remove",
     )
 
 
