@@ -249,6 +249,23 @@ def plan_status(request: HttpRequest, pk: int) -> HttpResponse:
     return _render_plan(request, _plan_or_404(pk), failed={("plan", plan.pk): form})
 
 
+def plan_delete(request: HttpRequest, pk: int) -> HttpResponse:
+    """Confirm (GET), then delete (POST) a plan: a soft delete, so partners sync the tombstone. Back to the
+    account page afterwards."""
+    plan = _editable_plan(request, pk)
+    if isinstance(plan, HttpResponse):
+        return plan
+    if request.method == "POST":
+        try:
+            services.plan_delete(plan=plan)
+        except DomainError as error:
+            messages.error(request, " ".join(error.messages))
+            return _to_plan(plan.pk)
+        messages.success(request, _("The success plan “%(title)s” was deleted.") % {"title": plan.title})
+        return redirect(account_url(plan.account_id) or reverse("plans:account_plans", args=[plan.account_id]))
+    return render(request, "success_plans/plan_delete.html", {"plan": plan})
+
+
 def account_plans(request: HttpRequest, pk: int) -> HttpResponse:
     """An account's live plans with their progress, newest first, paginated."""
     account = get_object_or_404(Account.objects.alive(), pk=pk)
@@ -263,6 +280,30 @@ def account_plans(request: HttpRequest, pk: int) -> HttpResponse:
         "can_edit": can_edit_account(request.user, account.owner_id),
     }
     return render(request, "success_plans/account_plans.html", context)
+
+
+MOVES = {"up": -1, "down": 1}
+
+
+def _move_part(request: HttpRequest, model, pk: int, parent: str, reorder) -> HttpResponse:
+    """Move a goal (within its plan), a target or an initiative (within its goal) one place up or down
+    (POST `direction`), through `reorder(parent, ids in the new order)`; at either end nothing moves."""
+    plan_path = "plan" if model is Goal else "goal__plan"
+    part = _editable_part(request, model, pk, plan_path)
+    if isinstance(part, HttpResponse):
+        return part
+    # The siblings in their current order (the models order by `order`, then id).
+    ids = list(model.objects.filter(**{f"{parent}_id": getattr(part, f"{parent}_id")}).values_list("pk", flat=True))
+    here = ids.index(part.pk)
+    there = here + MOVES.get(request.POST.get("direction", ""), 0)
+    if there != here and 0 <= there < len(ids):
+        ids[here], ids[there] = ids[there], ids[here]
+        try:
+            reorder(getattr(part, parent), ids)
+        except DomainError as error:  # a sibling added or removed meanwhile
+            messages.error(request, " ".join(error.messages))
+    plan_id = part.plan_id if model is Goal else part.goal.plan_id
+    return _to_plan(plan_id, f"{model._meta.model_name}-{part.pk}")
 
 
 # --- goals --------------------------------------------------------------------------------------
@@ -362,16 +403,7 @@ def goal_remove(request: HttpRequest, pk: int) -> HttpResponse:
 @require_POST
 def goal_move(request: HttpRequest, pk: int) -> HttpResponse:
     """Move a goal one place up or down in its plan."""
-    goal = _editable_part(request, Goal, pk, "plan")
-    if isinstance(goal, HttpResponse):
-        return goal
-    ids = list(Goal.objects.filter(plan_id=goal.plan_id).values_list("pk", flat=True))  # in the plan's order
-    here = ids.index(goal.pk)
-    there = here - 1 if request.POST.get("direction") == "up" else here + 1
-    if 0 <= there < len(ids):
-        ids[here], ids[there] = ids[there], ids[here]
-        services.goals_reorder(plan=goal.plan, goal_ids=ids)
-    return _to_plan(goal.plan_id, f"goal-{goal.pk}")
+    return _move_part(request, Goal, pk, "plan", lambda plan, ids: services.goals_reorder(plan=plan, goal_ids=ids))
 
 
 # --- targets and readings -----------------------------------------------------------------------
@@ -444,6 +476,14 @@ def target_measure(request: HttpRequest, pk: int) -> HttpResponse:
             messages.success(request, _("The reading of “%(name)s” was recorded.") % {"name": target.name})
             return _to_plan(target.goal.plan_id, f"target-{target.pk}")
     return _render_plan(request, _plan_or_404(target.goal.plan_id), failed={("reading", target.pk): form})
+
+
+@require_POST
+def target_move(request: HttpRequest, pk: int) -> HttpResponse:
+    """Move a target one place up or down in its goal."""
+    return _move_part(
+        request, Target, pk, "goal", lambda goal, ids: services.targets_reorder(goal=goal, target_ids=ids)
+    )
 
 
 # --- initiatives --------------------------------------------------------------------------------
@@ -523,3 +563,11 @@ def initiative_remove(request: HttpRequest, pk: int) -> HttpResponse:
     services.initiative_remove(initiative=initiative)
     messages.success(request, _("The initiative “%(title)s” was removed.") % {"title": initiative.title})
     return _to_plan(initiative.goal.plan_id, f"goal-{initiative.goal_id}")
+
+
+@require_POST
+def initiative_move(request: HttpRequest, pk: int) -> HttpResponse:
+    """Move an initiative one place up or down in its goal."""
+    return _move_part(
+        request, Initiative, pk, "goal", lambda goal, ids: services.initiatives_reorder(goal=goal, initiative_ids=ids)
+    )

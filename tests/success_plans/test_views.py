@@ -702,3 +702,126 @@ def test_the_account_plans_page_runs_the_same_queries_whatever_its_size(
     assert count_queries(csm_client, reverse("plans:account_plans", args=[small.pk])) == count_queries(
         csm_client, reverse("plans:account_plans", args=[large.pk])
     )
+
+
+# --- moving targets and initiatives, deleting a plan --------------------------------------------
+
+
+@pytest.fixture
+def three_targets(goal):
+    return [factories.TargetFactory(goal=goal, name=name, order=order) for order, name in enumerate("ABC")]
+
+
+@pytest.fixture
+def three_initiatives(goal):
+    return [factories.InitiativeFactory(goal=goal, title=title, order=order) for order, title in enumerate("XYZ")]
+
+
+def stored(model, goal) -> list[str]:
+    """The parts of `goal` by their stored `order` column (ties by id), as their names."""
+    label = "name" if model is Target else "title"
+    rows = sorted(model.objects.filter(goal=goal).values_list("order", "id", label))
+    return [row[2] for row in rows]
+
+
+def test_move_targets_up_and_down(csm_client, goal, three_targets):
+    a, b, c = three_targets
+    response = csm_client.post(reverse("plans:target_move", args=[c.pk]), {"direction": "up"})
+    assert response.status_code == 302
+    assert response["Location"] == reverse("plans:detail", args=[goal.plan_id]) + f"#target-{c.pk}"
+    assert stored(Target, goal) == ["A", "C", "B"]
+    csm_client.post(reverse("plans:target_move", args=[a.pk]), {"direction": "up"})  # already first
+    csm_client.post(reverse("plans:target_move", args=[b.pk]), {"direction": "down"})  # already last
+    csm_client.post(reverse("plans:target_move", args=[a.pk]), {"direction": "sideways"})  # not a direction
+    assert stored(Target, goal) == ["A", "C", "B"]
+    csm_client.post(reverse("plans:target_move", args=[a.pk]), {"direction": "down"})
+    assert stored(Target, goal) == ["C", "A", "B"]
+    assert csm_client.get(reverse("plans:target_move", args=[a.pk])).status_code == 405
+
+
+def test_move_initiatives_up_and_down(csm_client, goal, three_initiatives):
+    x, y, z = three_initiatives
+    csm_client.post(reverse("plans:initiative_move", args=[x.pk]), {"direction": "down"})
+    assert stored(Initiative, goal) == ["Y", "X", "Z"]
+    csm_client.post(reverse("plans:initiative_move", args=[z.pk]), {"direction": "up"})
+    assert stored(Initiative, goal) == ["Y", "Z", "X"]
+    page = text(csm_client.get(reverse("plans:detail", args=[goal.plan_id])))
+    assert page.index(">Y<") < page.index(">Z<") < page.index(">X<")
+
+
+def test_the_plan_page_has_move_buttons_named_after_each_part(csm_client, client, other_csm, goal, three_targets):
+    factories.InitiativeFactory(goal=goal, title="Only one")
+    page = text(csm_client.get(reverse("plans:detail", args=[goal.plan_id])))
+    assert 'Move <span class="visually-hidden">A</span> up' not in page  # the first only moves down
+    assert 'Move <span class="visually-hidden">A</span> down' in page
+    assert 'Move <span class="visually-hidden">B</span> up' in page
+    assert 'Move <span class="visually-hidden">B</span> down' in page
+    assert 'Move <span class="visually-hidden">C</span> down' not in page
+    assert 'Move <span class="visually-hidden">Only one</span>' not in page  # nothing to move past
+    assert reverse("plans:target_move", args=[three_targets[0].pk]) in page
+    client.force_login(other_csm)
+    assert 'visually-hidden">A</span>' not in text(client.get(reverse("plans:detail", args=[goal.plan_id])))
+
+
+def test_moves_and_deleting_are_refused_to_another_csm_and_the_outsider(
+    client, other_csm, outsider, plan, goal, three_targets, three_initiatives
+):
+    tries = [
+        (reverse("plans:target_move", args=[three_targets[0].pk]), {"direction": "down"}),
+        (reverse("plans:initiative_move", args=[three_initiatives[0].pk]), {"direction": "down"}),
+        (reverse("plans:delete", args=[plan.pk]), {}),
+    ]
+    for user, says in ((other_csm, "Only the CSM who owns Acme, or a CS leader"), (outsider, "No access yet")):
+        client.force_login(user)
+        assert client.get(reverse("plans:delete", args=[plan.pk])).status_code == 403
+        for url, data in tries:
+            response = client.post(url, data)
+            assert response.status_code == 403, url
+            assert says in text(response)
+    assert stored(Target, goal) == ["A", "B", "C"]
+    assert stored(Initiative, goal) == ["X", "Y", "Z"]
+    assert SuccessPlan.objects.get(pk=plan.pk).deleted_at is None
+
+
+def test_the_owner_deletes_a_plan_after_confirming(csm_client, account, plan, goal):
+    url = reverse("plans:delete", args=[plan.pk])
+    confirm = csm_client.get(url)
+    assert confirm.status_code == 200
+    assert "Delete the success plan “Acme year one” of Acme?" in text(confirm)
+    assert SuccessPlan.objects.get(pk=plan.pk).deleted_at is None  # asking deletes nothing
+    assert url in text(csm_client.get(reverse("plans:detail", args=[plan.pk])))
+
+    response = csm_client.post(url, follow=False)
+    assert response.status_code == 302
+    assert response["Location"] == reverse("metrics:account", args=[account.pk])
+    tombstone = SuccessPlan.objects.get(pk=plan.pk)  # still stored, marked deleted, for partners to sync
+    assert tombstone.deleted_at is not None
+    assert Goal.objects.filter(plan_id=plan.pk).exists()
+    assert csm_client.get(reverse("plans:detail", args=[plan.pk])).status_code == 404
+    assert csm_client.get(url).status_code == 404
+    assert csm_client.post(url).status_code == 404
+    shown = text(csm_client.get(reverse("plans:account_plans", args=[account.pk])))
+    assert "The success plan “Acme year one” was deleted." in shown
+    assert "Acme year one</a>" not in shown
+
+
+def test_a_leader_deletes_any_plan(client, leader, plan):
+    client.force_login(leader)
+    assert client.post(reverse("plans:delete", args=[plan.pk])).status_code == 302
+    assert SuccessPlan.objects.get(pk=plan.pk).deleted_at is not None
+
+
+def test_moves_and_deleting_need_the_csrf_token(csm_user, plan, goal, three_targets, three_initiatives):
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(csm_user)
+    page = text(client.get(reverse("plans:delete", args=[plan.pk])))
+    assert "csrfmiddlewaretoken" in page
+    for url in (
+        reverse("plans:target_move", args=[three_targets[0].pk]),
+        reverse("plans:initiative_move", args=[three_initiatives[0].pk]),
+        reverse("plans:delete", args=[plan.pk]),
+    ):
+        assert client.post(url, {"direction": "down"}).status_code == 403, url
+    assert stored(Target, goal) == ["A", "B", "C"]
+    assert stored(Initiative, goal) == ["X", "Y", "Z"]
+    assert SuccessPlan.objects.get(pk=plan.pk).deleted_at is None
