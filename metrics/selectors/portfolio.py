@@ -9,9 +9,14 @@ from decimal import Decimal
 from typing import NamedTuple
 
 from django.db.models import Max, Min, Q
+from django.utils.translation import gettext as _
 
-from metrics.history import FIGURES, month_index, month_start
+from accounts.models import Account
+from metrics.history import FIGURES, ZERO, MrrHistory, check_month_range, month_index, month_start, movements
 from metrics.models import RevenueMonth
+
+# The churn analysis' own classification, reused so the drill-down counts exactly what it counts.
+from metrics.selectors.revenue import TENURE_BANDS, _churn_reasons, _history, _offset, _tenure_band
 
 SegmentKind = RevenueMonth.SegmentKind
 
@@ -21,6 +26,18 @@ class MonthBounds(NamedTuple):
 
     first: datetime.date
     last: datetime.date
+
+
+class ChurnRow(NamedTuple):
+    """One churn of `churn_analysis`: an account's MRR falling to zero in a month."""
+
+    account_id: int
+    name: str
+    month: datetime.date
+    tenure: int  # months from its first paid month to the churn month
+    band: str  # the tenure band's label (TENURE_BANDS)
+    mrr: Decimal  # the MRR lost (CSM_CURRENCY)
+    reason: str  # the reason as `churn_analysis` counts it ("Not recorded" without an event)
 
 
 class PortfolioRows(NamedTuple):
@@ -72,3 +89,57 @@ def stored_bridge_figure(*, month: datetime.date, figure: str, segment_kind: str
         .values_list(figure, flat=True)
         .first()
     )
+
+
+def tenure_bands() -> list[str]:
+    return [label for label, _low, _high in TENURE_BANDS]
+
+
+def not_recorded_reason() -> str:
+    """The reason `churn_analysis` gives a churn without a churn event."""
+    return _("Not recorded")
+
+
+def churn_rows(
+    *,
+    first: datetime.date,
+    last: datetime.date,
+    tenure: str | None = None,
+    reason: str | None = None,
+    history: MrrHistory | None = None,
+) -> list[ChurnRow]:
+    """The churns behind `revenue.churn_analysis(first, last)`, optionally of one tenure band and/or one
+    reason (as counted there), by month then most MRR first then name. Their MRR and number add up to
+    that band's or reason's figure. DomainError for a bad range or one past the history's end. Two
+    queries beyond the history (churn events, account names); none without churns.
+    """
+    check_month_range(first, last)
+    history = _history(history, last)
+    _offset(history, last)
+    low, high = max(month_index(first), history.first), month_index(last)
+    churns = []  # (account id, month index, tenure, band, MRR lost), as churn_analysis classifies them
+    for month in range(low, high + 1):
+        for account, move in movements(history, month):
+            if move.kind == "churn":
+                months = month - history.first - account.first_paid()
+                band = _tenure_band(months)
+                if tenure is None or band == tenure:
+                    churns.append((account.account_id, month, months, band, move.amount))
+    if not churns:
+        return []
+    recorded = _churn_reasons(history, {churn[0] for churn in churns})
+    not_recorded = not_recorded_reason()
+    names = dict(Account.objects.filter(pk__in={churn[0] for churn in churns}).values_list("pk", "name").order_by())
+    rows = []
+    for account_id, month, months, band, amount in churns:
+        label = recorded.get((account_id, month), "").strip() or not_recorded
+        if reason is None or label == reason:
+            rows.append(
+                ChurnRow(account_id, names.get(account_id, ""), month_start(month), months, band, amount, label)
+            )
+    rows.sort(key=lambda row: (row.month, -row.mrr, row.name, row.account_id))
+    return rows
+
+
+def churn_total(rows: list[ChurnRow]) -> Decimal:
+    return sum((row.mrr for row in rows), ZERO)

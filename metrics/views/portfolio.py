@@ -19,7 +19,7 @@ from django.utils.text import capfirst
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
-from accounts.models import Account, Tier
+from accounts.models import Tier
 from csm import charts, formats
 from csm.exceptions import DomainError
 from metrics.history import FIGURES, ZERO, check_month_range, load_history, month_index, month_start, parse_month
@@ -44,6 +44,7 @@ COHORTS = 12  # the most recent cohorts in the cohort table
 COHORT_MONTHS = 12  # months after the cohort month
 DRILLDOWN_PAGE = 50
 NO_VALUE = "none"  # the accounts list's filter value for "no tier" / "no owner"
+NOT_RECORDED = "not-recorded"  # the churn drill-down's `reason` for churns without a recorded reason
 User = get_user_model()
 
 
@@ -91,6 +92,33 @@ class DrilldownForm(forms.Form):
     segment = forms.CharField(label=gettext_lazy("Segment"), max_length=200, required=False, strip=False)
 
 
+class ChurnDrilldownForm(forms.Form):
+    """The churns of the months `from`..`to`, optionally of one tenure band and/or one reason."""
+
+    tenure = forms.ChoiceField(label=gettext_lazy("Tenure"), required=False)
+    reason = forms.CharField(label=gettext_lazy("Reason"), max_length=200, required=False)
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["from"] = MonthField(label=gettext_lazy("From"))
+        self.fields["to"] = MonthField(label=gettext_lazy("To"))
+        self.fields["tenure"].choices = [("", "")] + [(band, band) for band in selectors.tenure_bands()]
+
+    def clean(self):
+        cleaned = super().clean()
+        first, last = cleaned.get("from"), cleaned.get("to")
+        if first and last:
+            check_month_range(first, last)  # DomainError: a form error
+            if month_index(last) - month_index(first) + 1 > MAX_MONTHS:
+                raise forms.ValidationError(
+                    _("Choose at most %(months)s months.") % {"months": MAX_MONTHS}, code="too_long"
+                )
+        reason = cleaned.get("reason") or ""
+        cleaned["reason"] = selectors.not_recorded_reason() if reason == NOT_RECORDED else (reason.strip() or None)
+        cleaned["tenure"] = cleaned.get("tenure") or None
+        return cleaned
+
+
 # --- labels and links -----------------------------------------------------------------------------
 
 
@@ -113,6 +141,34 @@ def drilldown_url(month: datetime.date, figure: str, segment_kind: str = Segment
     if segment_kind != SegmentKind.ALL:
         params["segment"] = segment
     return f"{reverse('metrics:drilldown')}?{urlencode(params)}"
+
+
+def churn_drilldown_url(
+    first: datetime.date, last: datetime.date, *, tenure: str | None = None, reason: str | None = None
+) -> str:
+    params = {"from": f"{first:%Y-%m}", "to": f"{last:%Y-%m}"}
+    if tenure is not None:
+        params["tenure"] = tenure
+    if reason is not None:
+        params["reason"] = NOT_RECORDED if reason == selectors.not_recorded_reason() else reason
+    return f"{reverse('metrics:churn_drilldown')}?{urlencode(params)}"
+
+
+def churn_links(churn: revenue.ChurnAnalysis | None, first: datetime.date, last: datetime.date) -> dict:
+    """The churn analysis' bands and reasons, each with the drill-down of the churns behind it."""
+    if churn is None:
+        return {"bands": [], "reasons": [], "url": None}
+    return {
+        "bands": [
+            {"label": band, "group": group, "url": churn_drilldown_url(first, last, tenure=band)}
+            for band, group in churn["by_tenure"].items()
+        ],
+        "reasons": [
+            {"label": reason, "count": count, "url": churn_drilldown_url(first, last, reason=reason)}
+            for reason, count in churn["reasons"].items()
+        ],
+        "url": churn_drilldown_url(first, last),
+    }
 
 
 def optional_url(name: str, *args, params: dict | None = None) -> str | None:
@@ -302,7 +358,7 @@ def portfolio(request: HttpRequest) -> HttpResponse:
             "concentration_url": optional_url("accounts:list", params={"ordering": "-arr"}),
             "timing": timing,
             "churn": churn,
-            "churned_url": optional_url("accounts:list", params={"lifecycle_stage": Account.LifecycleStage.CHURNED}),
+            "churn_links": churn_links(churn, first, last),
             "time_to_value": time_to_value,
             "ttv_rows": tier_rows(time_to_value["by_tier"], tiers),
             "ltv_rows": tier_rows(revenue.ltv_by_segment(month=last, segment_kind=SegmentKind.TIER), tiers),
@@ -318,17 +374,18 @@ def bad_request(request: HttpRequest, messages: list[str]) -> HttpResponse:
     return render(request, "metrics/portfolio/bad_request.html", {"errors": messages}, status=400)
 
 
+def form_errors(form: forms.Form) -> list[str]:
+    return [
+        f"{form[name].label}: {message}" if name in form.fields else message
+        for name, messages in form.errors.items()
+        for message in messages
+    ]
+
+
 def drilldown(request: HttpRequest) -> HttpResponse:
     form = DrilldownForm(request.GET)
     if not form.is_valid():
-        return bad_request(
-            request,
-            [
-                f"{form[name].label}: {message}" if name in form.fields else message
-                for name, messages in form.errors.items()
-                for message in messages
-            ],
-        )
+        return bad_request(request, form_errors(form))
     month, figure = form.cleaned_data["month"], form.cleaned_data["figure"]
     segment_kind = form.cleaned_data["segment_kind"] or SegmentKind.ALL
     segment = "" if segment_kind == SegmentKind.ALL else form.cleaned_data["segment"]
@@ -365,7 +422,41 @@ def drilldown(request: HttpRequest) -> HttpResponse:
     )
 
 
+def churn_drilldown(request: HttpRequest) -> HttpResponse:
+    """The churns behind a figure of the portfolio's churn section: they add up to it."""
+    form = ChurnDrilldownForm(request.GET)
+    if not form.is_valid():
+        return bad_request(request, form_errors(form))
+    first, last = form.cleaned_data["from"], form.cleaned_data["to"]
+    tenure, reason = form.cleaned_data["tenure"], form.cleaned_data["reason"]
+    try:
+        rows = selectors.churn_rows(first=first, last=last, tenure=tenure, reason=reason, history=load_history())
+    except DomainError as error:  # a range reaching past this month
+        return bad_request(request, error.messages)
+    page_obj = Paginator(rows, DRILLDOWN_PAGE).get_page(request.GET.get("page"))
+    back = {"from": f"{first:%Y-%m}", "to": f"{last:%Y-%m}"}
+    return render(
+        request,
+        "metrics/portfolio/churn_drilldown.html",
+        {
+            "first_label": month_label(first),
+            "last_label": month_label(last),
+            "tenure": tenure,
+            "reason": reason,
+            "page_obj": page_obj,
+            "rows": [
+                {"row": row, "url": optional_url("metrics:account", row.account_id), "month": month_label(row.month)}
+                for row in page_obj
+            ],
+            "count": len(rows),
+            "total": selectors.churn_total(rows),
+            "back_url": f"{reverse('metrics:portfolio')}?{urlencode(back)}",
+        },
+    )
+
+
 urlpatterns = [
     path("portfolio/", portfolio, name="portfolio"),
     path("portfolio/drilldown/", drilldown, name="drilldown"),
+    path("portfolio/churn/", churn_drilldown, name="churn_drilldown"),
 ]

@@ -245,7 +245,11 @@ def test_cohorts_concentration_timing_churn_time_to_value_and_ltv(book, csm_clie
     # Churn, January to June: E in February (300, tenure 1 month), B in April (500, tenure 3 months).
     assert re.search(r'data-figure="churned-mrr">USD 800\.00<', html)
     tenure = section(html, "tenure")
-    assert re.search(r'<th scope="row">0–3</th><td class="num">2</td><td class="num">USD 800\.00</td>', tenure)
+    assert re.search(
+        r'<th scope="row">0–3</th><td class="num">(<a [^>]*>)?2(</a>)?</td>'
+        r'<td class="num">(<a [^>]*>)?USD 800\.00(</a>)?</td>',
+        tenure,
+    )
     reasons = section(html, "reasons")
     assert re.search(r"Budget cut</th><td class=\"num\">(<a [^>]*>)?1", reasons)
     assert re.search(r"Not recorded</th><td class=\"num\">(<a [^>]*>)?1", reasons)
@@ -465,3 +469,184 @@ def test_a_range_past_the_history_says_so_and_shows_the_rest(book, csm_client):
     assert len(response.context["months"]) == 8  # June 2025 to January 2026
     assert response.context["book"] is None
     assert response.context["cohorts"]
+
+
+# --- the churn drill-down -------------------------------------------------------------------------
+
+CHURN = reverse("metrics:churn_drilldown")
+
+
+def churn_url(**params) -> str:
+    return f"{CHURN}?{urlencode(params)}"
+
+
+def churn_shown(response) -> list[tuple[str, datetime.date, int, int, str]]:
+    return [
+        (item["row"].name, item["row"].month, item["row"].tenure, int(item["row"].mrr), item["row"].reason)
+        for item in response.context["rows"]
+    ]
+
+
+def test_churn_bands_and_reasons_on_the_portfolio_link_to_their_churns(book, csm_client):
+    html = csm_client.get(PORTFOLIO, {"from": "2025-01", "to": "2025-06"}).content.decode()
+    whole = churn_url(**{"from": "2025-01", "to": "2025-06"})
+    band = churn_url(**{"from": "2025-01", "to": "2025-06", "tenure": "0–3"}).replace("&", "&amp;")
+    budget = churn_url(**{"from": "2025-01", "to": "2025-06", "reason": "Budget cut"}).replace("&", "&amp;")
+    unknown = churn_url(**{"from": "2025-01", "to": "2025-06", "reason": "not-recorded"}).replace("&", "&amp;")
+    tenure = section(html, "tenure")
+    # Both churns (E 300 after 1 month, B 500 after 3) are in the 0–3 band: its two figures link.
+    assert f'<a href="{band}">2</a>' in tenure
+    assert f'<a href="{band}">USD 800.00</a>' in tenure
+    assert tenure.count("<a ") == 2  # the empty bands have nothing behind them
+    reasons = section(html, "reasons")
+    assert f'Budget cut</th><td class="num"><a href="{budget}">1</a>' in reasons
+    assert f'Not recorded</th><td class="num"><a href="{unknown}">1</a>' in reasons
+    assert f'data-figure="churned-accounts"><a href="{whole.replace("&", "&amp;")}">2</a>' in html
+
+
+@pytest.mark.parametrize(
+    ("params", "rows"),
+    [
+        # Every churn from January to June: E in February (300, 1 month, no event), B in April (500, 3 months).
+        (
+            {},
+            [("E", D(2025, 2, 1), 1, 300, "Not recorded"), ("B", D(2025, 4, 1), 3, 500, "Budget cut")],
+        ),
+        (
+            {"tenure": "0–3"},
+            [("E", D(2025, 2, 1), 1, 300, "Not recorded"), ("B", D(2025, 4, 1), 3, 500, "Budget cut")],
+        ),
+        ({"tenure": "4–6"}, []),
+        ({"reason": "Budget cut"}, [("B", D(2025, 4, 1), 3, 500, "Budget cut")]),
+        ({"reason": "not-recorded"}, [("E", D(2025, 2, 1), 1, 300, "Not recorded")]),
+        ({"reason": "Price"}, []),
+        ({"tenure": "0–3", "reason": "Budget cut"}, [("B", D(2025, 4, 1), 3, 500, "Budget cut")]),
+    ],
+)
+def test_churn_drilldown_lists_the_churns_behind_a_figure_adding_up_to_it(book, csm_client, params, rows):
+    response = csm_client.get(CHURN, {"from": "2025-01", "to": "2025-06", **params})
+    assert response.status_code == 200
+    assert churn_shown(response) == rows
+    expected = sum(row[3] for row in rows)
+    assert response.context["total"] == expected
+    assert response.context["count"] == len(rows)
+    html = response.content.decode()
+    assert re.search(rf'data-figure="total">{re.escape(money(expected))}<', html)
+    assert re.search(rf'data-figure="count">{len(rows)}<', html)
+    if not rows:
+        assert "No account churned in these months." in html
+
+
+def test_churn_drilldown_of_a_shorter_range_and_account_links(book, csm_client):
+    response = csm_client.get(CHURN, {"from": "2025-03", "to": "2025-04"})
+    assert churn_shown(response) == [("B", D(2025, 4, 1), 3, 500, "Budget cut")]
+    try:
+        url = reverse("metrics:account", args=[book["B"].pk])
+    except NoReverseMatch:  # the account page is another part of the workspace
+        url = None
+    assert response.context["rows"][0]["url"] == url
+    if url:
+        assert f'<a href="{url}">B</a>' in response.content.decode()
+
+
+def test_churn_drilldown_per_role(book, client, csm_user, leader, outsider):
+    url = churn_url(**{"from": "2025-01", "to": "2025-06"})
+    for user in (csm_user, leader):
+        client.force_login(user)
+        assert client.get(url).status_code == 200
+    client.force_login(outsider)
+    assert client.get(url).status_code == 403
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {},
+        {"from": "2025-01"},
+        {"from": "2025-13", "to": "2025-06"},
+        {"from": "2025-06", "to": "2025-01"},
+        {"from": "2020-01", "to": "2025-06"},  # more than 60 months
+        {"from": "2025-01", "to": "2025-06", "tenure": "99+"},
+        {"from": "2025-01", "to": "2025-06", "reason": "x" * 201},
+        {"from": "2999-01", "to": "2999-02"},  # past the history
+    ],
+)
+def test_bad_churn_drilldown_parameters_are_a_400_page(book, csm_client, params):
+    response = csm_client.get(CHURN, params)
+    assert response.status_code == 400
+    assert "Drill-down not available" in response.content.decode()
+
+
+def test_churn_drilldown_total_covers_every_page(db, csm_client):
+    # 55 accounts paying 10, 11, ... 64 from January 2025 stop on 1 March: 55 churns in March, 2 months each.
+    for k in range(55):
+        account = factories.AccountFactory(name=f"Acme {k:02d}")
+        factories.SubscriptionFactory(
+            account=account, mrr=Decimal(10 + k), start_date=D(2025, 1, 1), end_date=D(2025, 3, 1)
+        )
+    response = csm_client.get(CHURN, {"from": "2025-03", "to": "2025-03", "tenure": "0–3"})
+    expected = sum(10 + k for k in range(55))  # 55 x 10 + 54 x 55 / 2 = 2035
+    assert expected == 2035
+    assert len(response.context["rows"]) == 50
+    assert response.context["total"] == expected
+    assert response.context["count"] == 55
+    second = csm_client.get(CHURN, {"from": "2025-03", "to": "2025-03", "tenure": "0–3", "page": 2})
+    # Most MRR first: the second page holds the five smallest.
+    assert [item["row"].name for item in second.context["rows"]] == [f"Acme {k:02d}" for k in range(4, -1, -1)]
+    assert second.context["total"] == expected
+
+
+def test_churn_rows_add_up_to_the_churn_analysis_on_a_hand_built_history(db):
+    from metrics.history import load_history
+    from metrics.selectors import portfolio as selectors
+    from metrics.selectors.revenue import churn_analysis
+
+    x, y, z = (factories.AccountFactory(name=name) for name in "XYZ")
+    # X pays 100 from January 2023 until 1 March 2025: churns in March 2025 after 26 months ("25+").
+    factories.SubscriptionFactory(account=x, mrr=Decimal(100), start_date=D(2023, 1, 1), end_date=D(2025, 3, 1))
+    factories.ChurnEventFactory(account=x, churned_on=D(2025, 3, 1), reason="Price")
+    # Y pays 200 from October 2024 to 15 February 2025 (February's month end not covered): churns in
+    # February after 4 months ("4–6"); back at 250 in April until 10 June: churns in June after 8 months
+    # ("7–12"), its event recorded late in July.
+    factories.SubscriptionFactory(account=y, mrr=Decimal(200), start_date=D(2024, 10, 1), end_date=D(2025, 2, 15))
+    factories.SubscriptionFactory(account=y, mrr=Decimal(250), start_date=D(2025, 4, 1), end_date=D(2025, 6, 10))
+    factories.ChurnEventFactory(account=y, churned_on=D(2025, 2, 15), reason="Price")
+    factories.ChurnEventFactory(account=y, churned_on=D(2025, 7, 3), reason="Moved to a competitor")
+    # Z pays 50 in January 2025 only: churns in February after 1 month ("0–3"), no event.
+    factories.SubscriptionFactory(account=z, mrr=Decimal(50), start_date=D(2025, 1, 1), end_date=D(2025, 2, 1))
+
+    history = load_history(until=D(2025, 7, 1))
+    first, last = D(2025, 2, 1), D(2025, 6, 1)
+    rows = selectors.churn_rows(first=first, last=last, history=history)
+    assert [(row.name, row.month, row.tenure, row.band, int(row.mrr), row.reason) for row in rows] == [
+        ("Y", D(2025, 2, 1), 4, "4–6", 200, "Price"),
+        ("Z", D(2025, 2, 1), 1, "0–3", 50, "Not recorded"),
+        ("X", D(2025, 3, 1), 26, "25+", 100, "Price"),
+        ("Y", D(2025, 6, 1), 8, "7–12", 250, "Moved to a competitor"),
+    ]
+    analysis = churn_analysis(first=first, last=last, history=history)
+    assert (analysis["churned_mrr"], analysis["churned_accounts"]) == (600, 4)
+    expected_bands = {"0–3": (50, 1), "4–6": (200, 1), "7–12": (250, 1), "13–24": (0, 0), "25+": (100, 1)}
+    assert {band: (group["mrr"], group["logos"]) for band, group in analysis["by_tenure"].items()} == expected_bands
+    for band, (mrr, logos) in expected_bands.items():
+        per_band = selectors.churn_rows(first=first, last=last, tenure=band, history=history)
+        assert (selectors.churn_total(per_band), len(per_band)) == (mrr, logos)
+    assert analysis["reasons"] == {"Price": 2, "Moved to a competitor": 1, "Not recorded": 1}
+    for reason, count in analysis["reasons"].items():
+        assert len(selectors.churn_rows(first=first, last=last, reason=reason, history=history)) == count
+
+
+def test_churn_drilldown_runs_a_fixed_number_of_queries(db, client, django_assert_max_num_queries):
+    user = factories.csm_user(username="quinn")
+    client.force_login(user)
+    # Session, user, groups (3); the history's lines and accounts (2); churn events; account names.
+    counts = {}
+    for size, names, copies in (("small", "ABC", 1), ("large", "ABCDE", 3)):  # 3 accounts, then 15 more
+        for copy in range(copies):
+            build_book(prefix=f"{size}{copy}-", owner=user, names=names)
+        with django_assert_max_num_queries(7) as captured:
+            response = client.get(CHURN, {"from": "2025-01", "to": "2025-06", "tenure": "0–3"})
+        assert response.status_code == 200
+        assert response.context["count"] == {"small": 1, "large": 7}[size]  # B; then 4 B and 3 E
+        counts[size] = len(captured)
+    assert counts["small"] == counts["large"]
