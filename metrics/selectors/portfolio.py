@@ -16,7 +16,7 @@ from metrics.history import FIGURES, ZERO, MrrHistory, check_month_range, month_
 from metrics.models import RevenueMonth
 
 # The churn analysis' own classification, reused so the drill-down counts exactly what it counts.
-from metrics.selectors.revenue import TENURE_BANDS, _churn_reasons, _history, _offset, _tenure_band
+from metrics.selectors.revenue import TENURE_BANDS, churn_reasons, history_offset, history_or_load, tenure_band
 
 SegmentKind = RevenueMonth.SegmentKind
 
@@ -114,20 +114,20 @@ def churn_rows(
     queries beyond the history (churn events, account names); none without churns.
     """
     check_month_range(first, last)
-    history = _history(history, last)
-    _offset(history, last)
+    history = history_or_load(history, last)
+    history_offset(history, last)
     low, high = max(month_index(first), history.first), month_index(last)
     churns = []  # (account id, month index, tenure, band, MRR lost), as churn_analysis classifies them
     for month in range(low, high + 1):
         for account, move in movements(history, month):
             if move.kind == "churn":
                 months = month - history.first - account.first_paid()
-                band = _tenure_band(months)
+                band = tenure_band(months)
                 if tenure is None or band == tenure:
                     churns.append((account.account_id, month, months, band, move.amount))
     if not churns:
         return []
-    recorded = _churn_reasons(history, {churn[0] for churn in churns})
+    recorded = churn_reasons(history, {churn[0] for churn in churns})
     not_recorded = not_recorded_reason()
     names = dict(Account.objects.filter(pk__in={churn[0] for churn in churns}).values_list("pk", "name").order_by())
     rows = []

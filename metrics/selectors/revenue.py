@@ -141,11 +141,11 @@ class DrilldownRow(TypedDict):
 # --- helpers --------------------------------------------------------------------------------------
 
 
-def _history(history: MrrHistory | None, until: datetime.date | None) -> MrrHistory:
+def history_or_load(history: MrrHistory | None, until: datetime.date | None) -> MrrHistory:
     return history if history is not None else load_history(until=until)
 
 
-def _offset(history: MrrHistory, month: datetime.date) -> int:
+def history_offset(history: MrrHistory, month: datetime.date) -> int:
     """`month` as an offset into the history; a month after its end would read as everyone churning."""
     index = month_index(month)
     if index > history.last:
@@ -216,8 +216,8 @@ def trailing_retention_computed(
     accounts, in order; the 'all' kind always has its one segment ''. Two queries (the history).
     """
     _check_segment_kind(segment_kind)
-    history = _history(history, month)
-    index = _offset(history, month) + history.first
+    history = history_or_load(history, month)
+    index = history_offset(history, month) + history.first
     retention = trailing_retention_by_segment(history, index)
     return {
         segment: {"nrr": kept.nrr, "grr": kept.grr, "base_mrr": kept.base_mrr, "accounts": kept.accounts}
@@ -235,7 +235,7 @@ def cohort_retention(*, months_after: int = 12, history: MrrHistory | None = Non
     """
     if months_after < 0:
         raise DomainError(_("The number of months after the cohort month cannot be negative."))
-    history = _history(history, None)
+    history = history_or_load(history, None)
     cohorts: dict[int, list[AccountHistory]] = defaultdict(list)
     for account in history.accounts.values():
         first_paid = account.first_paid()
@@ -331,8 +331,8 @@ def expansion_by_segment(
     """
     _check_segment_kind(segment_kind)
     check_month_range(first, last)
-    history = _history(history, last)
-    _offset(history, last)
+    history = history_or_load(history, last)
+    history_offset(history, last)
     money: dict[str, list[Decimal]] = {}  # segment: [upsell, cross-sell, expansion]
     expanding: dict[str, set[int]] = defaultdict(set)
     for month in range(max(month_index(first), history.first), month_index(last) + 1):
@@ -362,7 +362,7 @@ def upsell_timing(*, history: MrrHistory | None = None) -> UpsellTiming:
     distribution maps months to accounts, ascending; median_months is None when no account expanded;
     accounts counts those that did.
     """
-    history = _history(history, None)
+    history = history_or_load(history, None)
     delays = []
     for account in history.accounts.values():
         first_paid = account.first_paid()
@@ -383,7 +383,7 @@ def upsell_timing(*, history: MrrHistory | None = None) -> UpsellTiming:
 # --- churn ----------------------------------------------------------------------------------------
 
 
-def _tenure_band(months: int) -> str:
+def tenure_band(months: int) -> str:
     return next(label for label, low, high in TENURE_BANDS if months >= low and (high is None or months <= high))
 
 
@@ -400,7 +400,7 @@ def _days_from_month(day: datetime.date, month: int) -> int | None:
     return None
 
 
-def _churn_reasons(history: MrrHistory, account_ids: Iterable[int]) -> dict[tuple[int, int], str]:
+def churn_reasons(history: MrrHistory, account_ids: Iterable[int]) -> dict[tuple[int, int], str]:
     """(account id, churn month index): the reason of the churn event that belongs to that churn (one query).
 
     An event belongs to the account's churn nearest to it (see `_days_from_month`), and a churn takes the
@@ -446,8 +446,8 @@ def churn_analysis(*, first: datetime.date, last: datetime.date, history: MrrHis
     reasons. A churn without an event counts as "Not recorded". One query beyond the history.
     """
     check_month_range(first, last)
-    history = _history(history, last)
-    _offset(history, last)
+    history = history_or_load(history, last)
+    history_offset(history, last)
     low, high = max(month_index(first), history.first), month_index(last)
     churns = []  # (account id, month index, tier, tenure in months, churned MRR)
     for month in range(low, high + 1):
@@ -456,13 +456,13 @@ def churn_analysis(*, first: datetime.date, last: datetime.date, history: MrrHis
                 tenure = month - history.first - account.first_paid()
                 tier = account.segments.get(SegmentKind.TIER, "")
                 churns.append((account.account_id, month, tier, tenure, move.amount))
-    recorded = _churn_reasons(history, {churn[0] for churn in churns})
+    recorded = churn_reasons(history, {churn[0] for churn in churns})
     not_recorded = _("Not recorded")
     by_tenure: dict[str, ChurnGroup] = {label: {"mrr": ZERO, "logos": 0} for label, _low, _high in TENURE_BANDS}
     by_tier: dict[str, ChurnGroup] = defaultdict(lambda: {"mrr": ZERO, "logos": 0})
     reasons: Counter[str] = Counter()
     for account_id, month, tier, tenure, amount in churns:
-        for group in (by_tenure[_tenure_band(tenure)], by_tier[tier]):
+        for group in (by_tenure[tenure_band(tenure)], by_tier[tier]):
             group["mrr"] += amount
             group["logos"] += 1
         reasons[recorded.get((account_id, month), "").strip() or not_recorded] += 1
@@ -571,8 +571,8 @@ def drilldown(
             % {"figure": figure, "figures": ", ".join(FIGURES)}
         )
     _check_segment_kind(segment_kind)
-    history = _history(history, month)
-    offset = _offset(history, month)
+    history = history_or_load(history, month)
+    offset = history_offset(history, month)
     found = []
     for account in history.accounts.values():
         if segment_kind != SegmentKind.ALL and account.segments.get(segment_kind) != segment:
