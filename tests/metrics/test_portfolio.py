@@ -243,7 +243,7 @@ def test_cohorts_concentration_timing_churn_time_to_value_and_ltv(book, csm_clie
     assert "2 accounts expanded; median 2 months" in html
 
     # Churn, January to June: E in February (300, tenure 1 month), B in April (500, tenure 3 months).
-    assert re.search(r'data-figure="churned-mrr">USD 800\.00<', html)
+    assert re.search(r'data-figure="churned-mrr"><a href="[^"]*portfolio/churn/[^"]*">USD 800\.00</a>', html)
     tenure = section(html, "tenure")
     assert re.search(
         r'<th scope="row">0–3</th><td class="num">(<a [^>]*>)?2(</a>)?</td>'
