@@ -11,6 +11,8 @@ from django.utils.translation import gettext_lazy as _
 
 from csm.models import SyncedModel, TimeStampedModel
 
+from .querysets import AccountPartQuerySet, AccountQuerySet
+
 MONEY = {"max_digits": 14, "decimal_places": 2}
 
 
@@ -192,6 +194,8 @@ class Account(SyncedModel):
     )
     last_touch_at = models.DateTimeField(_("last touch"), null=True, blank=True, editable=False)
 
+    objects = AccountQuerySet.as_manager()
+
     class Meta:
         ordering = ["name"]
         verbose_name = _("account")
@@ -231,6 +235,8 @@ class Contact(SyncedModel):
     role = models.CharField(_("role"), max_length=20, choices=Role.choices, default=Role.USER)
     is_primary = models.BooleanField(_("primary contact"), default=False)
 
+    objects = AccountPartQuerySet.as_manager()
+
     class Meta:
         ordering = ["-is_primary", "name"]
         verbose_name = _("contact")
@@ -262,6 +268,8 @@ class Subscription(SyncedModel):
         blank=True,
         help_text=_("Exclusive: the first day the line no longer counts."),
     )
+
+    objects = AccountPartQuerySet.as_manager()
 
     class Meta:
         ordering = ["account_id", "start_date", "id"]
@@ -398,6 +406,8 @@ class Touch(SyncedModel):
     next_step = models.CharField(_("next step"), max_length=300, blank=True)
     next_step_due = models.DateField(_("next step due"), null=True, blank=True)
     source = models.CharField(_("source"), max_length=10, choices=Source.choices, default=Source.WORKSPACE)
+
+    objects = AccountPartQuerySet.as_manager()
 
     class Meta:
         ordering = ["-occurred_at", "-id"]
