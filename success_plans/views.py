@@ -335,20 +335,32 @@ def _edit_part(request: HttpRequest, part, *, form_class, fields, update, plan, 
     )
 
 
+def _add_part(request: HttpRequest, *, form, add, plan, title, added, anchor) -> HttpResponse:
+    """Add a goal, target or initiative through its `add` service; errors stay on the form."""
+    if request.method == "POST" and form.is_valid():
+        try:
+            part = add(form.cleaned_data)
+        except DomainError as error:
+            add_domain_error(form, error)
+        else:
+            messages.success(request, added(part))
+            return _to_plan(plan.pk, anchor(part))
+    return _part_form_page(request, form=form, plan=plan, title=title)
+
+
 def goal_add(request: HttpRequest, pk: int) -> HttpResponse:
     plan = _editable_plan(request, pk)
     if isinstance(plan, HttpResponse):
         return plan
-    form = GoalForm(request.POST or None)
-    if request.method == "POST" and form.is_valid():
-        try:
-            goal = services.goal_add(plan=plan, **form.cleaned_data)
-        except DomainError as error:
-            add_domain_error(form, error)
-        else:
-            messages.success(request, _("The goal “%(title)s” was added.") % {"title": goal.title})
-            return _to_plan(plan.pk, f"goal-{goal.pk}")
-    return _part_form_page(request, form=form, plan=plan, title=_("Add a goal"))
+    return _add_part(
+        request,
+        form=GoalForm(request.POST or None),
+        add=lambda data: services.goal_add(plan=plan, **data),
+        plan=plan,
+        title=_("Add a goal"),
+        added=lambda goal: _("The goal “%(title)s” was added.") % {"title": goal.title},
+        anchor=lambda goal: f"goal-{goal.pk}",
+    )
 
 
 def goal_edit(request: HttpRequest, pk: int) -> HttpResponse:
@@ -415,17 +427,15 @@ def target_add(request: HttpRequest, pk: int) -> HttpResponse:
     goal = _editable_part(request, Goal, pk, "plan")
     if isinstance(goal, HttpResponse):
         return goal
-    form = TargetForm(request.POST or None)
-    if request.method == "POST" and form.is_valid():
-        try:
-            target = services.target_add(goal=goal, **form.cleaned_data)
-        except DomainError as error:
-            add_domain_error(form, error)
-        else:
-            messages.success(request, _("The target “%(name)s” was added.") % {"name": target.name})
-            return _to_plan(goal.plan_id, f"goal-{goal.pk}")
-    title = _("Add a target to “%(goal)s”") % {"goal": goal.title}
-    return _part_form_page(request, form=form, plan=goal.plan, title=title)
+    return _add_part(
+        request,
+        form=TargetForm(request.POST or None),
+        add=lambda data: services.target_add(goal=goal, **data),
+        plan=goal.plan,
+        title=_("Add a target to “%(goal)s”") % {"goal": goal.title},
+        added=lambda target: _("The target “%(name)s” was added.") % {"name": target.name},
+        anchor=lambda _target: f"goal-{goal.pk}",
+    )
 
 
 def target_edit(request: HttpRequest, pk: int) -> HttpResponse:
@@ -493,17 +503,15 @@ def initiative_add(request: HttpRequest, pk: int) -> HttpResponse:
     goal = _editable_part(request, Goal, pk, "plan")
     if isinstance(goal, HttpResponse):
         return goal
-    form = InitiativeForm(request.POST or None, initial={"owner": goal.plan.owner_id})
-    if request.method == "POST" and form.is_valid():
-        try:
-            initiative = services.initiative_add(goal=goal, **form.cleaned_data)
-        except DomainError as error:
-            add_domain_error(form, error)
-        else:
-            messages.success(request, _("The initiative “%(title)s” was added.") % {"title": initiative.title})
-            return _to_plan(goal.plan_id, f"goal-{goal.pk}")
-    title = _("Add an initiative to “%(goal)s”") % {"goal": goal.title}
-    return _part_form_page(request, form=form, plan=goal.plan, title=title)
+    return _add_part(
+        request,
+        form=InitiativeForm(request.POST or None, initial={"owner": goal.plan.owner_id}),
+        add=lambda data: services.initiative_add(goal=goal, **data),
+        plan=goal.plan,
+        title=_("Add an initiative to “%(goal)s”") % {"goal": goal.title},
+        added=lambda initiative: _("The initiative “%(title)s” was added.") % {"title": initiative.title},
+        anchor=lambda _initiative: f"goal-{goal.pk}",
+    )
 
 
 def initiative_edit(request: HttpRequest, pk: int) -> HttpResponse:
