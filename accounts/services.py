@@ -21,7 +21,7 @@ from django.utils.text import capfirst
 from django.utils.translation import gettext as _
 
 from csm.db import bulk_upsert
-from csm.exceptions import DomainError, full_clean
+from csm.exceptions import DomainError
 from csm.models import SyncedModel
 
 from .models import (
@@ -595,25 +595,97 @@ def subscription_change_price(
 # --- touches ------------------------------------------------------------------------------------
 
 
-@transaction.atomic
-def touch_save(*, touch: Touch, contacts: Iterable[Contact] | None = None) -> Touch:
-    """Validate and save a touch, set its contacts, and keep `Account.last_touch_at` right."""
-    if touch.occurred_at and touch.occurred_at > timezone.now() + datetime.timedelta(minutes=5):
-        raise DomainError({"occurred_at": _("A touch cannot be logged in the future.")})
-    previous_account_id = _previous_account_id(Touch, touch.pk)
-    full_clean(touch)
-    touch.save()
-    if contacts is not None:
-        contacts = list(contacts)
-        strangers = [c.name for c in contacts if c.account_id != touch.account_id]
+TOUCH_FUTURE_GRACE = datetime.timedelta(minutes=5)  # clocks of partner systems drift
+
+
+def touches_check(
+    *, touches: Sequence[Touch], contacts: Sequence[list[Contact] | None] | None = None
+) -> dict[int, DomainError]:
+    """What is wrong with each touch, by position (empty when all are valid); a fixed number of queries.
+
+    `contacts[i]` are the contacts to give `touches[i]` (None: leave them as they are); they must belong
+    to that touch's account. A touch may not occur more than a few minutes in the future.
+    """
+    touches = list(touches)
+    if contacts is not None and len(contacts) != len(touches):
+        raise ValueError("contacts must have one entry (a list or None) per touch")
+    errors = _check_many(touches)
+    latest_allowed = timezone.now() + TOUCH_FUTURE_GRACE
+    for index, touch in enumerate(touches):
+        occurred_at = touch.occurred_at
+        # After `_check_many`, a valid value is a datetime; a field already in error is not checked twice.
+        if isinstance(occurred_at, datetime.datetime) and "occurred_at" not in errors.get(index, {}):
+            if timezone.is_naive(occurred_at):
+                occurred_at = timezone.make_aware(occurred_at)
+            if occurred_at > latest_allowed:
+                _add_error(errors, index, "occurred_at", _("A touch cannot be logged in the future."))
+    for index, given in enumerate(contacts or []):
+        touch = touches[index]
+        if given is None or touch.account_id is None:
+            continue
+        strangers = [str(c.name) for c in given if c.account_id != touch.account_id]
         if strangers:
-            raise DomainError(
-                {"contacts": _("Not contacts of this account: %(names)s.") % {"names": ", ".join(strangers)}}
+            _add_error(
+                errors,
+                index,
+                "contacts",
+                _("Not contacts of this account: %(names)s.") % {"names": ", ".join(strangers)},
             )
-        touch.contacts.set(contacts)
-    account_last_touch_refresh(account_ids={touch.account_id, previous_account_id} - {None})
-    queue_recompute([touch.account_id, previous_account_id])
-    return touch
+    return _domain_errors(errors)
+
+
+@transaction.atomic
+def touches_save(
+    *, touches: Sequence[Touch], contacts: Sequence[Iterable[Contact] | None] | None = None
+) -> list[Touch]:
+    """Validate and save touches, all or none, in a fixed number of queries per batch.
+
+    `contacts[i]`, when given and not None, replaces the contacts of `touches[i]`; otherwise they are left
+    as they are. `Account.last_touch_at` is brought up to date for every account the touches belong to
+    (or belonged to, for a touch moved), and those accounts are recomputed after commit.
+    """
+    touches = list(touches)
+    given = [None if c is None else list(c) for c in contacts] if contacts is not None else [None] * len(touches)
+    _refuse(touches_check(touches=touches, contacts=given), len(touches))
+    existing_ids = [touch.pk for touch in touches if touch.pk is not None]
+    previous = {
+        account_id
+        for chunk in _chunks(existing_ids)
+        for account_id in Touch.objects.filter(pk__in=chunk).order_by().values_list("account_id", flat=True)
+    }
+    existed = [touch.pk is not None for touch in touches]
+    _write_many(Touch, touches, timezone.now())
+
+    through = Touch.contacts.through
+    replaced = [(index, touch) for index, touch in enumerate(touches) if given[index] is not None]
+    for chunk in _chunks(replaced):
+        # A new touch has no contacts yet: only the touches that existed have rows to clear.
+        cleared = [touch.pk for index, touch in chunk if existed[index]]
+        if cleared:
+            through.objects.filter(touch_id__in=cleared).delete()
+        rows = [
+            through(touch_id=touch.pk, contact_id=contact_id)
+            for index, touch in chunk
+            for contact_id in dict.fromkeys(contact.pk for contact in given[index])
+        ]
+        through.objects.bulk_create(rows, batch_size=BATCH_SIZE)
+        for _index, touch in chunk:
+            # What `contacts.set()` would do: a prefetched list is stale now.
+            getattr(touch, "_prefetched_objects_cache", {}).pop(Touch.contacts.field.name, None)
+
+    affected = sorted(previous | {touch.account_id for touch in touches})
+    for chunk in _chunks(affected):
+        account_last_touch_refresh(account_ids=chunk)
+    queue_recompute(affected)
+    return touches
+
+
+def touch_save(*, touch: Touch, contacts: Iterable[Contact] | None = None) -> Touch:
+    """Validate and save a touch, set its contacts when given, and keep `Account.last_touch_at` right.
+
+    Errors are raised by field name (see `touches_save`).
+    """
+    return touches_save(touches=[touch], contacts=[contacts])[0]
 
 
 def touch_log(
