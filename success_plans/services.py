@@ -14,13 +14,25 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, NamedTuple, TypeVar
 
+from django.core.exceptions import NON_FIELD_ERRORS
 from django.db import transaction
 from django.db.models import DateTimeField, DecimalField, Max, Model, OuterRef, QuerySet, Subquery
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from accounts.models import Account
-from accounts.services import queue_recompute, soft_delete
+from accounts.services import (
+    FieldErrors,
+    _add_error,
+    _check_many,
+    _chunks,
+    _domain_errors,
+    _refuse,
+    _write_many,
+    queue_recompute,
+    recompute_batch,
+    soft_delete,
+)
 from csm.exceptions import DomainError, full_clean
 from csm.numbers import clean_decimal
 
@@ -104,10 +116,10 @@ def _next_order(queryset) -> int:
 
 # --- plans --------------------------------------------------------------------------------------
 
+PLAN_CLOSED = (PlanStatus.ACHIEVED, PlanStatus.ABANDONED)
 PLAN_EDITABLE_FIELDS = ("title", "owner", "success_definition", "start_date", "target_date", "external_id")
 
 
-@transaction.atomic
 def plan_create(
     *,
     account: Account,
@@ -119,11 +131,7 @@ def plan_create(
     status: str = PlanStatus.ACTIVE,
     external_id: str | None = None,
 ) -> SuccessPlan:
-    """A blank plan: goals, targets and initiatives are added afterwards."""
-    if account.deleted_at is not None:
-        raise DomainError(_("The account %(account)s was deleted.") % {"account": account})
-    if status not in (PlanStatus.DRAFT, PlanStatus.ACTIVE):
-        raise DomainError({"status": _("A new plan starts as a draft or active.")})
+    """A blank plan: goals, targets and initiatives are added afterwards (or with `plans_save`)."""
     plan = SuccessPlan(
         account=account,
         title=title,
@@ -134,38 +142,49 @@ def plan_create(
         status=status,
         external_id=external_id,
     )
-    return _save(plan)
+    return plans_save(plans=[plan])[0]
 
 
-@transaction.atomic
 def plan_update(*, plan: SuccessPlan, data: Mapping[str, Any]) -> SuccessPlan:
     """Change a plan's fields; its status changes through `plan_set_status`."""
     _check_open(plan)
     _assign(plan, data, PLAN_EDITABLE_FIELDS)
-    return _save(plan)
+    return plans_save(plans=[plan])[0]
 
 
-@transaction.atomic
 def plan_set_status(*, plan: SuccessPlan, status: str, reason: str = "") -> SuccessPlan:
     """Activate a draft, achieve or abandon a plan (with a reason), or reopen a closed one."""
     _check_open(plan)
-    if status not in PlanStatus.values:
-        raise DomainError({"status": _("Unknown plan status “%(status)s”.") % {"status": status}})
     if status == plan.status:
         return plan
+    before = plan.status, plan.status_reason
+    plan.status, plan.status_reason = status, reason
+    try:
+        return plans_save(plans=[plan])[0]
+    except DomainError:
+        plan.status, plan.status_reason = before
+        raise
+
+
+def _plan_status_reason(*, old: str | None, status: str, reason: str) -> str:
+    """The rule for a plan's status (`old` is None for a new plan): raises DomainError when the change is
+    not allowed, else returns the reason to keep. Achieving or abandoning closes the plan, with a reason
+    (required to abandon); activating starts a draft or reopens a closed plan, without one."""
+    if status not in PlanStatus.values:
+        raise DomainError({"status": _("Unknown plan status “%(status)s”.") % {"status": status}})
+    if old is None:
+        if status not in (PlanStatus.DRAFT, PlanStatus.ACTIVE):
+            raise DomainError({"status": _("A new plan starts as a draft or active.")})
+        return ""
+    if status == old:
+        return (reason or "").strip() if status in PLAN_CLOSED else ""
     if status == PlanStatus.DRAFT:
         raise DomainError({"status": _("A plan that has started cannot go back to draft.")})
-    if status == PlanStatus.ACHIEVED and plan.status != PlanStatus.ACTIVE:
+    if status == PlanStatus.ACHIEVED and old != PlanStatus.ACTIVE:
         raise DomainError({"status": _("Only an active plan can be achieved; activate it first.")})
-    if status in (PlanStatus.ACHIEVED, PlanStatus.ABANDONED):
-        plan.status_reason = _reason(reason, required=status == PlanStatus.ABANDONED, what=_("plan"))
-        plan.closed_at = timezone.now()
-    else:  # active: a draft starts, or a closed plan is reopened
-        plan.status_reason, plan.closed_at = "", None
-    plan.status = status
-    plan.save(update_fields=["status", "status_reason", "closed_at", "updated_at"])
-    queue_recompute([plan.account_id])
-    return plan
+    if status in PLAN_CLOSED:
+        return _reason(reason, required=status == PlanStatus.ABANDONED, what=_("plan"))
+    return ""
 
 
 def plan_achieve(*, plan: SuccessPlan, reason: str = "") -> SuccessPlan:
@@ -351,23 +370,28 @@ def goal_update(*, goal: Goal, data: Mapping[str, Any]) -> Goal:
 @transaction.atomic
 def goal_set_status(*, goal: Goal, status: str, reason: str = "", on: datetime.date | None = None) -> Goal:
     """Start, achieve (on `on`, default today), abandon (with a reason) or reopen a goal."""
+    goal.achieved_at, goal.status_reason = _goal_status_fields(status=status, reason=reason, on=on)
+    goal.status = status
+    goal.save(update_fields=["status", "achieved_at", "status_reason", "updated_at"])
+    queue_recompute([goal.plan.account_id])
+    return goal
+
+
+def _goal_status_fields(
+    *, status: str, reason: str = "", on: datetime.date | None = None
+) -> tuple[datetime.date | None, str]:
+    """A goal's `achieved_at` and `status_reason` in `status`: achieved on `on` (default today, never in the
+    future), abandoned with a reason, otherwise neither. Raises DomainError."""
     if status not in GoalStatus.values:
         raise DomainError({"status": _("Unknown goal status “%(status)s”.") % {"status": status}})
     if status == GoalStatus.ACHIEVED:
         on = on or timezone.localdate()
         if on > timezone.localdate():
             raise DomainError({"achieved_at": _("A goal cannot be achieved in the future.")})
-        goal.achieved_at = on
-        goal.status_reason = _reason(reason, required=False, what=_("goal"))
-    elif status == GoalStatus.ABANDONED:
-        goal.achieved_at = None
-        goal.status_reason = _reason(reason, required=True, what=_("goal"))
-    else:
-        goal.achieved_at, goal.status_reason = None, ""
-    goal.status = status
-    goal.save(update_fields=["status", "achieved_at", "status_reason", "updated_at"])
-    queue_recompute([goal.plan.account_id])
-    return goal
+        return on, _reason(reason, required=False, what=_("goal"))
+    if status == GoalStatus.ABANDONED:
+        return None, _reason(reason, required=True, what=_("goal"))
+    return None, ""
 
 
 def goal_achieve(*, goal: Goal, reason: str = "", on: datetime.date | None = None) -> Goal:
@@ -575,17 +599,25 @@ def initiative_set_status(*, initiative: Initiative, status: str, reason: str = 
         raise DomainError({"status": _("Unknown initiative status “%(status)s”.") % {"status": status}})
     if status == initiative.status:
         return initiative
-    initiative.status_reason = ""
-    if status == InitiativeStatus.DONE:
-        initiative.completed_at = timezone.now()
-    else:
-        initiative.completed_at = None
-        if status == InitiativeStatus.BLOCKED:
-            initiative.status_reason = _reason(reason, required=True, what=_("initiative"))
+    initiative.completed_at, initiative.status_reason = _initiative_status_fields(status=status, reason=reason)
     initiative.status = status
     initiative.save(update_fields=["status", "status_reason", "completed_at", "updated_at"])
     queue_recompute([initiative.goal.plan.account_id])
     return initiative
+
+
+def _initiative_status_fields(
+    *, status: str, reason: str = "", now: datetime.datetime | None = None
+) -> tuple[datetime.datetime | None, str]:
+    """An initiative's `completed_at` and `status_reason` on moving to `status`: done is stamped `now`,
+    blocked needs a reason, the others have neither. Raises DomainError."""
+    if status not in InitiativeStatus.values:
+        raise DomainError({"status": _("Unknown initiative status “%(status)s”.") % {"status": status}})
+    if status == InitiativeStatus.DONE:
+        return now or timezone.now(), ""
+    if status == InitiativeStatus.BLOCKED:
+        return None, _reason(reason, required=True, what=_("initiative"))
+    return None, ""
 
 
 def initiative_complete(*, initiative: Initiative) -> Initiative:
@@ -608,3 +640,361 @@ def initiative_remove(*, initiative: Initiative) -> None:
 @transaction.atomic
 def initiatives_reorder(*, goal: Goal, initiative_ids: Sequence[int]) -> None:
     _reorder(Initiative, goal.initiatives.all(), initiative_ids, _("initiative of the goal"))
+
+
+# --- plans with their goals, targets and initiatives --------------------------------------------
+
+
+class _Unset:
+    def __repr__(self) -> str:
+        return "UNSET"
+
+    def __bool__(self) -> bool:
+        return False
+
+
+UNSET: Any = _Unset()  # "not given", where None is a value
+
+
+@dataclass
+class TargetSpec:
+    """A target of a goal written with its plan; `current_value` given (not None) records a reading."""
+
+    name: str
+    target_value: Any
+    unit: str = ""
+    baseline: Any = Decimal(0)
+    due_date: datetime.date | None = None
+    usage_metric: str = ""
+    id: int | None = None
+    current_value: Any = UNSET
+    measured_at: datetime.datetime | None = None
+
+
+@dataclass
+class InitiativeSpec:
+    """An initiative of a goal written with its plan; `status_reason` not given keeps the stored one."""
+
+    title: str
+    owner_id: int | None = None
+    status: str = InitiativeStatus.PLANNED
+    due_date: datetime.date | None = None
+    id: int | None = None
+    status_reason: Any = UNSET
+
+
+@dataclass
+class GoalSpec:
+    """A goal written with its plan. `targets` / `initiatives` given become exactly those; None leaves them."""
+
+    title: str
+    description: str = ""
+    priority: int = Goal._meta.get_field("priority").default
+    status: str = GoalStatus.NOT_STARTED
+    due_date: datetime.date | None = None
+    id: int | None = None
+    targets: list[TargetSpec] | None = None
+    initiatives: list[InitiativeSpec] | None = None
+    status_reason: Any = UNSET
+
+
+def _written(model: type[Model]) -> list[str]:
+    """The columns `_write_many` writes (with `closed_at` for plans, written beside it)."""
+    names = [f.attname for f in model._meta.concrete_fields if f.editable and not f.primary_key]
+    return names + (["closed_at"] if model is SuccessPlan else [])
+
+
+def _values(instance: Model) -> tuple:
+    return tuple(getattr(instance, name) for name in _written(type(instance)))
+
+
+def _constraint_message(model: type[Model], name: str) -> str:
+    return str(next(c for c in model._meta.constraints if c.name == name).violation_error_message)
+
+
+@dataclass
+class _Part:
+    """A goal, target or initiative to write: where it is in the request and how it was stored."""
+
+    row: Model
+    index: int  # the plan's position
+    path: str  # "goals[1].targets[0]"
+    stored: tuple | None  # _values() as stored; None for a new row
+    cleaned: set[str] = field(default_factory=set)  # fields already refused by cleaning
+
+
+@dataclass
+class _Batch:
+    """What a call to `plans_save` writes, once everything is valid."""
+
+    plans: list[SuccessPlan]
+    errors: FieldErrors = field(default_factory=dict)
+    stored: dict[int, SuccessPlan] = field(default_factory=dict)  # existing plans as stored, by id
+    status: dict[int, str] = field(default_factory=dict)  # plan position -> its status reason
+    parts: dict[type[Model], list[_Part]] = field(default_factory=lambda: {Goal: [], Target: [], Initiative: []})
+    removed: dict[type[Model], list[int]] = field(default_factory=lambda: {Goal: [], Target: [], Initiative: []})
+    readings: list[tuple[Target, Decimal, datetime.datetime | None]] = field(default_factory=list)
+
+
+def _match(specs: Sequence[Any], rows: Sequence[M], key: str, add, path: str, what: str) -> tuple[list, list[M]]:
+    """Pair each spec with a stored row: by `id`, else the first unmatched row with the same `key`, else
+    None (a new row). Returns the pairs and the rows nothing matched."""
+    by_id = {row.pk: row for row in rows}
+    taken: set[int] = set()
+    matched: list[M | None] = [None] * len(specs)
+    for position, spec in enumerate(specs):
+        if spec.id is None:
+            continue
+        row = by_id.get(spec.id)
+        if row is None:
+            add(f"{path}[{position}].id", _("there is no %(what)s %(id)s here.") % {"what": what, "id": spec.id})
+        elif row.pk in taken:
+            add(f"{path}[{position}].id", _("%(what)s %(id)s is given twice.") % {"what": what, "id": spec.id})
+        else:
+            taken.add(row.pk)
+            matched[position] = row
+    for position, spec in enumerate(specs):
+        if spec.id is None:
+            value = getattr(spec, key)
+            row = next((r for r in rows if r.pk not in taken and getattr(r, key) == value), None)
+            if row is not None:
+                taken.add(row.pk)
+                matched[position] = row
+    return list(zip(specs, matched, strict=True)), [row for row in rows if row.pk not in taken]
+
+
+def _prepare(plans: Sequence[SuccessPlan], goals: Sequence[list[GoalSpec] | None] | None) -> _Batch:
+    """Validate a write of plans with their nested parts, in a fixed number of queries, and work out the
+    rows to write, remove and measure. Nothing is changed on the caller's plans."""
+    batch = _Batch(plans=list(plans))
+    plans = batch.plans
+    specs = list(goals) if goals is not None else [None] * len(plans)
+    if len(specs) != len(plans):
+        raise DomainError(_("Give one list of goals (or None) per plan."))
+    errors = batch.errors
+    for index, fields_ in _check_many(plans).items():
+        errors[index] = fields_
+    ids = [plan.pk for plan in plans if plan.pk is not None]
+    batch.stored = {plan.pk: plan for chunk in _chunks(ids) for plan in SuccessPlan._base_manager.filter(pk__in=chunk)}
+    account_ids = sorted({plan.account_id for plan in plans} - {None})
+    deleted_accounts = {
+        account.pk: account
+        for chunk in _chunks(account_ids)
+        for account in Account._base_manager.filter(pk__in=chunk, deleted_at__isnull=False)
+    }
+    order_message = _constraint_message(SuccessPlan, "plan_target_after_start")
+    for index, plan in enumerate(plans):
+        stored = batch.stored.get(plan.pk)
+        if plan.pk is not None and stored is None:
+            _add_error(errors, index, NON_FIELD_ERRORS, _("There is no success plan with id %(id)s.") % {"id": plan.pk})
+        if plan.deleted_at is not None or (stored is not None and stored.deleted_at is not None):
+            _add_error(errors, index, NON_FIELD_ERRORS, _("This success plan was deleted."))
+        if plan.account_id in deleted_accounts:
+            message = _("The account %(account)s was deleted.") % {"account": deleted_accounts[plan.account_id]}
+            _add_error(errors, index, "account", message)
+        start, end = plan.start_date, plan.target_date
+        if isinstance(start, datetime.date) and isinstance(end, datetime.date) and end < start:
+            _add_error(errors, index, NON_FIELD_ERRORS, order_message)
+        if plan.status in PlanStatus.values:
+            try:
+                batch.status[index] = _plan_status_reason(
+                    old=stored.status if stored is not None else None, status=plan.status, reason=plan.status_reason
+                )
+            except DomainError as error:
+                for name, messages in error.message_dict.items():
+                    for message in messages:
+                        _add_error(errors, index, name, message)
+    _prepare_goals(batch, specs)
+    for model, relation in ((Goal, "plan"), (Target, "goal"), (Initiative, "goal")):
+        parts = batch.parts[model]
+        for position, fields_ in _check_many([part.row for part in parts]).items():
+            part = parts[position]
+            for name, messages in fields_.items():
+                if name == relation or name in part.cleaned:
+                    continue  # the parent is set here; a refused number was reported by cleaning
+                name = "owner_id" if name == "owner" else name
+                for message in messages:
+                    _add_error(
+                        errors, part.index, f"{part.path}.{name}" if name != NON_FIELD_ERRORS else part.path, message
+                    )
+    return batch
+
+
+def _prepare_goals(batch: _Batch, specs: list[list[GoalSpec] | None]) -> None:
+    plans, errors = batch.plans, batch.errors
+    given = [
+        (index, plan, goal_specs)
+        for index, (plan, goal_specs) in enumerate(zip(plans, specs, strict=True))
+        if goal_specs is not None
+    ]
+    if not given:
+        return
+    plan_ids = [plan.pk for _index, plan, _specs in given if plan.pk is not None]
+    goals_of: dict[int, list[Goal]] = {}
+    for chunk in _chunks(plan_ids):
+        for goal in Goal.objects.filter(plan_id__in=chunk):
+            goals_of.setdefault(goal.plan_id, []).append(goal)
+    children: dict[type[Model], dict[int, list[Model]]] = {Target: {}, Initiative: {}}
+    for model, attribute in ((Target, "targets"), (Initiative, "initiatives")):
+        if any(getattr(spec, attribute) is not None for _i, _p, goal_specs in given for spec in goal_specs):
+            for chunk in _chunks(plan_ids):
+                for row in model.objects.filter(goal__plan_id__in=chunk):
+                    children[model].setdefault(row.goal_id, []).append(row)
+    now = timezone.now()
+    for index, plan, goal_specs in given:
+
+        def add(path: str, message: str, index: int = index) -> None:
+            _add_error(errors, index, path, message)
+
+        pairs, unmatched = _match(goal_specs, goals_of.get(plan.pk, []), "title", add, "goals", _("goal"))
+        batch.removed[Goal] += [goal.pk for goal in unmatched]
+        for position, (spec, goal) in enumerate(pairs):
+            path = f"goals[{position}]"
+            stored = None if goal is None else _values(goal)
+            old_status = None if goal is None else goal.status
+            goal = goal or Goal(plan=plan)
+            goal.title, goal.description, goal.priority = spec.title, spec.description, spec.priority
+            goal.due_date, goal.status, goal.order = spec.due_date, spec.status, position
+            if spec.status in GoalStatus.values and (spec.status != old_status or spec.status_reason is not UNSET):
+                try:
+                    achieved_at, goal.status_reason = _goal_status_fields(
+                        status=spec.status, reason=spec.status_reason or ""
+                    )
+                except DomainError as error:
+                    for name, messages in error.message_dict.items():
+                        for message in messages:
+                            add(f"{path}.{name}", message)
+                else:
+                    if spec.status != old_status:
+                        goal.achieved_at = achieved_at
+            batch.parts[Goal].append(_Part(goal, index, path, stored))
+            if spec.targets is not None:
+                _prepare_targets(batch, index, path, goal, spec.targets, children[Target].get(goal.pk, []), add, now)
+            if spec.initiatives is not None:
+                stored_rows = children[Initiative].get(goal.pk, [])
+                _prepare_initiatives(batch, index, path, goal, spec.initiatives, stored_rows, add, now)
+
+
+def _prepare_targets(batch, index, goal_path, goal, specs, rows, add, now) -> None:
+    pairs, unmatched = _match(specs, rows if goal.pk else [], "name", add, f"{goal_path}.targets", _("target"))
+    batch.removed[Target] += [target.pk for target in unmatched]
+    differ = _constraint_message(Target, "target_target_differs_from_baseline")
+    for position, (spec, target) in enumerate(pairs):
+        path = f"{goal_path}.targets[{position}]"
+        part = _Part(target or Target(goal=goal), index, path, None if target is None else _values(target))
+        target = part.row
+        target.name, target.unit, target.due_date = spec.name, spec.unit, spec.due_date
+        target.usage_metric, target.order = spec.usage_metric, position
+        for name in ("target_value", "baseline"):
+            try:
+                setattr(target, name, _clean_value(getattr(spec, name)))
+            except DomainError as error:
+                part.cleaned.add(name)
+                setattr(target, name, None)
+                for message in error.messages:
+                    add(f"{path}.{name}", message)
+        if not part.cleaned and target.target_value == target.baseline:
+            add(f"{path}.target_value", differ)
+        batch.parts[Target].append(part)
+        if spec.current_value is UNSET or spec.current_value is None:
+            continue
+        try:
+            value = _clean_value(spec.current_value)
+        except DomainError as error:
+            for message in error.messages:
+                add(f"{path}.current_value", message)
+            continue
+        if spec.measured_at is not None and spec.measured_at > now + FUTURE_SLACK:
+            add(f"{path}.measured_at", _("a reading cannot be in the future."))
+            continue
+        if value != target.current_value or (spec.measured_at is not None and spec.measured_at != target.measured_at):
+            batch.readings.append((target, value, spec.measured_at))
+
+
+def _prepare_initiatives(batch, index, goal_path, goal, specs, rows, add, now) -> None:
+    pairs, unmatched = _match(specs, rows if goal.pk else [], "title", add, f"{goal_path}.initiatives", _("initiative"))
+    batch.removed[Initiative] += [initiative.pk for initiative in unmatched]
+    for position, (spec, initiative) in enumerate(pairs):
+        path = f"{goal_path}.initiatives[{position}]"
+        stored = None if initiative is None else _values(initiative)
+        old_status = None if initiative is None else initiative.status
+        initiative = initiative or Initiative(goal=goal)
+        initiative.title, initiative.owner_id, initiative.due_date = spec.title, spec.owner_id, spec.due_date
+        initiative.status, initiative.order = spec.status, position
+        if spec.status in InitiativeStatus.values and (spec.status != old_status or spec.status_reason is not UNSET):
+            try:
+                completed_at, initiative.status_reason = _initiative_status_fields(
+                    status=spec.status, reason=spec.status_reason or "", now=now
+                )
+            except DomainError as error:
+                for name, messages in error.message_dict.items():
+                    for message in messages:
+                        add(f"{path}.{name}", message)
+            else:
+                if spec.status != old_status:
+                    initiative.completed_at = completed_at
+        batch.parts[Initiative].append(_Part(initiative, index, path, stored))
+
+
+def plans_check(
+    *, plans: Sequence[SuccessPlan], goals: Sequence[list[GoalSpec] | None] | None = None
+) -> dict[int, DomainError]:
+    """What is wrong with each plan and its nested parts, by position (empty when all are valid).
+
+    Nested errors name their path ("goals[1].targets[0].target_value"). A fixed number of queries.
+    """
+    return _domain_errors(_prepare(plans, goals).errors)
+
+
+@transaction.atomic
+def plans_save(
+    *,
+    plans: Sequence[SuccessPlan],
+    goals: Sequence[list[GoalSpec] | None] | None = None,
+    recorded_by=None,
+    source: str = Source.API,
+) -> list[SuccessPlan]:
+    """Validate and save plans built or changed by a caller, with their goals, targets and initiatives;
+    all or none, in a fixed number of queries whatever the number of plans and rows.
+
+    A plan's status follows `plan_set_status`'s rule (its `status_reason` is the reason). `goals[i]`
+    given makes plan i's goals exactly those specs: matched by id, else by title, else created; the
+    goals left out are removed; `order` is the list position. Targets (by id, else name) and initiatives
+    (by id, else title) likewise when a goal spec gives them. A target's `current_value` is recorded as a
+    reading (`source`, `recorded_by`) when it differs from the stored one, or its `measured_at` does.
+    Rows that did not change are not written, so the same call twice changes nothing the second time.
+    Errors are keyed by position ("0", "1", ...), or by field for a single plan.
+    """
+    if source not in Source.values:
+        raise DomainError({"source": _("Unknown reading source “%(source)s”.") % {"source": source}})
+    batch = _prepare(plans, goals)
+    plans = batch.plans
+    _refuse(_domain_errors(batch.errors), len(plans))
+    now = timezone.now()
+    with recompute_batch():
+        reopened_or_closed = []
+        for index, plan in enumerate(plans):
+            stored = batch.stored.get(plan.pk)
+            plan.status_reason = batch.status[index]
+            if stored is None or plan.status != stored.status:
+                plan.closed_at = now if plan.status in PLAN_CLOSED else None
+                if stored is not None:
+                    reopened_or_closed.append(plan)
+            else:
+                plan.closed_at = stored.closed_at
+        _write_many(SuccessPlan, [p for p in plans if p.pk is None or _values(p) != _values(batch.stored[p.pk])], now)
+        SuccessPlan._base_manager.bulk_update(reopened_or_closed, ["closed_at"], batch_size=BATCH_SIZE)
+        for model in (Initiative, Target, Goal):  # the children first: a removed goal takes its own along
+            if batch.removed[model]:
+                parts_remove(queryset=model.objects.filter(pk__in=batch.removed[model]))
+        for model in (Goal, Target, Initiative):
+            changed = [part.row for part in batch.parts[model] if part.stored != _values(part.row)]
+            _write_many(model, changed, now)
+        targets_measure_bulk(
+            measurements=[
+                Measurement(target.pk, value, source, measured_at, recorded_by.pk if recorded_by else None)
+                for target, value, measured_at in batch.readings
+            ]
+        )
+        queue_recompute(plan.account_id for plan in plans)
+    return plans
