@@ -26,6 +26,13 @@ class Partner(TimeStampedModel):
     name = models.CharField(_("name"), max_length=100, unique=True)
     scope = models.CharField(_("scope"), max_length=3, choices=Scope.choices, default=Scope.OWN)
     is_active = models.BooleanField(_("active"), default=True)
+    rate_limit = models.PositiveIntegerField(
+        _("rate limit (requests per minute)"),
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(1)],
+        help_text=_("Empty: the deployment's default (setting CSM_API_RATE_PER_MINUTE)."),
+    )
 
     class Meta:
         ordering = ["name"]

@@ -72,3 +72,19 @@ def bulk_upsert(
             ]
             cursor.execute(sql, [json.dumps(batch, cls=_Encoder)])
     return len(rows)
+
+
+def lock_keys(namespace: str, keys) -> None:
+    """Make transactions that write the same keys (external ids, idempotency keys) wait for each other,
+    until the current transaction ends: PostgreSQL advisory locks, taken in a fixed order so two writers
+    never deadlock. SQLite lets one writer in at a time already. Call inside `transaction.atomic()`."""
+    if connection.vendor != "postgresql":
+        return
+    names = sorted({f"{namespace}:{key}" for key in keys})
+    if not names:
+        return
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pg_advisory_xact_lock(hashtextextended(name, 0)) FROM unnest(%s::text[]) AS name",
+            [names],
+        )

@@ -49,6 +49,17 @@ def env_decimal(name: str, default: str, *, low: Decimal, high: Decimal) -> Deci
     return value
 
 
+def env_count(name: str, default: int) -> int:
+    raw = os.environ.get(name, str(default))
+    try:
+        value = int(raw)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise ImproperlyConfigured(f"{name}={raw!r} must be a whole number, 1 or more.")
+    return value
+
+
 def env_days(name: str, default: int) -> int:
     raw = os.environ.get(name, str(default))
     try:
@@ -91,6 +102,7 @@ INSTALLED_APPS = [
     "accounts",
     "success_plans",
     "metrics",
+    "api",
     "demo",
 ]
 
@@ -223,7 +235,21 @@ CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "api.authentication.PartnerKeyAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["api.permissions.ApiAccess"],
+    "DEFAULT_THROTTLE_CLASSES": ["api.throttling.PartnerRateThrottle"],
+    "DEFAULT_PARSER_CLASSES": ["api.parsers.JSONParser"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "EXCEPTION_HANDLER": "api.errors.exception_handler",
+    "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
 }
+# Requests a minute per partner key (or signed-in user) when the partner sets no limit of its own.
+CSM_API_RATE_PER_MINUTE = env_count("CSM_API_RATE_PER_MINUTE", 600)
+# Largest request body the API reads; a bigger one is refused with 413 before it is parsed.
+CSM_API_MAX_BODY_BYTES = env_count("CSM_API_MAX_BODY_BYTES", 5 * 1024 * 1024)
 SPECTACULAR_SETTINGS = {
     "TITLE": "Customer-success CRM partner API",
     "VERSION": "1",

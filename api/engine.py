@@ -1,0 +1,564 @@
+"""The shared base of every synced resource: scope, lookups by external id, upserts, bulk writes, sync lists.
+
+A resource declares a model, a serializer (input validation and the output shape) and three hooks that
+call its services: `check_rows` (what is wrong, without writing), `save_rows` (the bulk write) and,
+optionally, `delete_objects`. Everything else is here, once:
+
+- Scope: every query starts from `Model.objects.visible_to(viewer)`; an object outside it is a 404,
+  and a PUT naming an external id held outside it is a 409 that changes nothing.
+- Writes of one object are batches of one, so single and bulk writes run the same code, in a fixed
+  number of queries per batch: references are resolved with one query per kind, existing objects are
+  loaded with one query, and the services write set-based.
+- Concurrent writers of the same external id wait for each other (`csm.db.lock_keys`), so two clients
+  upserting one id at the same moment make one object and see no error.
+- A tombstone stays deleted unless the body says `"deleted": false`.
+"""
+
+from __future__ import annotations
+
+import datetime
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.contrib.auth import get_user_model
+from django.db import IntegrityError, models, transaction
+from django.utils import timezone
+from django.utils.dateparse import parse_date, parse_datetime
+from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import exceptions, serializers, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.response import Response
+
+from accounts.services import soft_delete_many, soft_restore_many
+from csm.db import lock_keys
+
+from .authentication import viewer_of
+from .errors import BatchError, ItemError, PayloadTooLarge, field_messages
+from .idempotency import idempotent
+from .pagination import SyncPagination
+from .parsers import max_body_bytes
+
+CREATE, UPSERT, PATCH = "create", "upsert", "patch"
+MAX_INT = 2_147_483_647  # the smallest integer column bound of the databases we run on
+EXTERNAL_ID_LENGTH = 100
+TRUE_VALUES = {"true", "1", "yes"}
+FALSE_VALUES = {"false", "0", "no"}
+
+
+def parse_flag(params, name: str, default: bool) -> bool:
+    raw = params.get(name)
+    if raw is None or raw == "":
+        return default
+    if raw.lower() in TRUE_VALUES:
+        return True
+    if raw.lower() in FALSE_VALUES:
+        return False
+    raise exceptions.ValidationError({name: [_("Must be true or false.")]})
+
+
+def parse_since(params, name: str = "updated_since") -> datetime.datetime | None:
+    """An ISO 8601 date-time (a date means its midnight, UTC when no offset is given)."""
+    raw = params.get(name)
+    if not raw:
+        return None
+    try:
+        when = parse_datetime(raw)
+        if when is None:
+            day = parse_date(raw)
+            when = datetime.datetime.combine(day, datetime.time()) if day else None
+    except ValueError:
+        when = None
+    if when is None:
+        raise exceptions.ValidationError({name: [_("An ISO 8601 date-time, e.g. 2026-01-31T12:00:00Z.")]})
+    return when if timezone.is_aware(when) else when.replace(tzinfo=datetime.UTC)
+
+
+# --- references ---------------------------------------------------------------------------------
+
+
+@extend_schema_field(OpenApiTypes.STR)
+class Reference(serializers.Field):
+    """Another object, named by its key (its external id; a tier's slug; a user's username).
+
+    On input it is a string, resolved by the view for a whole batch at once (`resolve_references`),
+    within the caller's scope: an object outside it is "unknown", exactly like one that does not exist.
+    On output it is the object's key.
+    """
+
+    default_error_messages = {
+        "invalid": "A string of at most {max_length} characters is required.",
+    }
+
+    def __init__(self, *, model=None, key: str = "external_id", scoped: bool = True, **kwargs) -> None:
+        self.model, self.key, self.scoped = model, key, scoped
+        super().__init__(**kwargs)
+
+    def target_model(self):
+        return self.model or get_user_model()
+
+    def to_internal_value(self, data):
+        if not isinstance(data, str) or not data.strip() or len(data) > EXTERNAL_ID_LENGTH or "\x00" in data:
+            self.fail("invalid", max_length=EXTERNAL_ID_LENGTH)
+        return data
+
+    def to_representation(self, value):
+        return getattr(value, self.key)
+
+    def candidates(self, viewer) -> models.QuerySet:
+        model = self.target_model()
+        if self.scoped:
+            return model.objects.visible_to(viewer).filter(deleted_at__isnull=True)
+        if model is get_user_model():
+            return model.objects.filter(is_active=True)
+        return model.objects.all()
+
+    def unknown_message(self, value: str) -> str:
+        return _("There is no %(model)s “%(key)s”.") % {
+            "model": self.target_model()._meta.verbose_name,
+            "key": value,
+        }
+
+
+@extend_schema_field({"type": "array", "items": {"type": "string"}})
+class ReferenceList(Reference):
+    """Several objects of one kind, by key (a touch's contacts)."""
+
+    def to_internal_value(self, data):
+        if not isinstance(data, list) or len(data) > 1000:
+            raise serializers.ValidationError(_("A list of at most 1000 keys is required."))
+        return [super(ReferenceList, self).to_internal_value(item) for item in data]
+
+    def to_representation(self, value):
+        return [getattr(item, self.key) for item in value.all()]
+
+
+# --- serializers --------------------------------------------------------------------------------
+
+
+class SyncedSerializer(serializers.ModelSerializer):
+    """Base of the resources' serializers: the synced fields, no per-item uniqueness queries (the view
+    checks external ids for the whole batch), and integer bounds the same on every database."""
+
+    id = serializers.IntegerField(read_only=True)
+    external_id = serializers.CharField(
+        max_length=EXTERNAL_ID_LENGTH,
+        required=False,
+        allow_null=True,
+        help_text="The partner system's id; unique across the deployment. It is the URL's lookup.",
+    )
+    created_at = serializers.DateTimeField(read_only=True)
+    updated_at = serializers.DateTimeField(read_only=True)
+    deleted_at = serializers.DateTimeField(read_only=True, allow_null=True)
+    deleted = serializers.BooleanField(
+        write_only=True,
+        required=False,
+        help_text="true deletes the object (a tombstone partners can sync); false brings a deleted one back. "
+        "A deleted object is never changed by a write that does not say false.",
+    )
+
+    SYNC_FIELDS = ("id", "external_id", "created_at", "updated_at", "deleted_at", "deleted")
+
+    class Meta:
+        validators: list = []
+
+    def build_standard_field(self, field_name, model_field):
+        field_class, kwargs = super().build_standard_field(field_name, model_field)
+        if issubclass(field_class, serializers.IntegerField):
+            kwargs["max_value"] = min(kwargs.get("max_value", MAX_INT), MAX_INT)
+        kwargs["validators"] = [
+            v for v in kwargs.get("validators", []) if not isinstance(v, serializers.UniqueValidator)
+        ]
+        return field_class, kwargs
+
+    def validate_external_id(self, value):
+        if value is not None and (not value.strip() or "/" in value):
+            raise serializers.ValidationError(_("Must not be empty or contain “/”."))
+        return value
+
+
+class Output:
+    """The serializer's output without its per-row machinery: each field's own `to_representation`,
+    read straight off the object (references must be select_related / prefetched by the view)."""
+
+    def __init__(self, serializer: serializers.Serializer) -> None:
+        self.fields = [
+            (name, field.source_attrs, field) for name, field in serializer.fields.items() if not field.write_only
+        ]
+
+    def __call__(self, obj) -> dict:
+        out = {}
+        for name, attrs, field_ in self.fields:
+            value = obj
+            for attr in attrs:
+                value = getattr(value, attr, None) if value is not None else None
+            out[name] = None if value is None else field_.to_representation(value)
+        return out
+
+
+# --- rows of a write ----------------------------------------------------------------------------
+
+
+@dataclass
+class Row:
+    """One item of a write: its position, validated data, the object it writes, and what went wrong."""
+
+    index: int
+    item: Any
+    data: dict = field(default_factory=dict)
+    parse_error: dict | None = None
+    error: dict | None = None
+    existing: Any = None
+    instance: Any = None
+    resolved: dict = field(default_factory=dict)
+
+    def fail(self, status_code: int, code: str, message: str, fields: dict | None = None) -> None:
+        self.error = {"status": status_code, "code": code, "message": str(message), "fields": fields or {}}
+
+    @property
+    def ok(self) -> bool:
+        return self.parse_error is None and self.error is None
+
+    @property
+    def created(self) -> bool:
+        return self.existing is None
+
+    def reset(self) -> None:
+        self.error, self.existing, self.instance, self.resolved = None, None, None, {}
+
+
+def item_error(error: dict) -> ItemError:
+    return ItemError(status_code=error["status"], code=error["code"], message=error["message"], fields=error["fields"])
+
+
+# --- the viewset --------------------------------------------------------------------------------
+
+
+class ApiView:
+    """Mixed into every API view: the API authenticates itself (keys or session), so Django's
+    login-required middleware leaves it alone."""
+
+    @classmethod
+    def as_view(cls, *args, **kwargs):
+        view = super().as_view(*args, **kwargs)
+        view.login_required = False
+        return view
+
+    def initial(self, request, *args, **kwargs):
+        super().initial(request, *args, **kwargs)
+        length = request.META.get("CONTENT_LENGTH") or "0"
+        if length.isdigit() and int(length) > max_body_bytes():
+            raise PayloadTooLarge(_("The request body is larger than %(limit)s bytes.") % {"limit": max_body_bytes()})
+
+    @property
+    def viewer(self):
+        return viewer_of(self.request)
+
+
+class SyncedViewSet(ApiView, viewsets.GenericViewSet):
+    model: type[models.Model]
+    lookup_field = "external_id"
+    lookup_value_regex = "[^/]+"
+    pagination_class = SyncPagination
+    bulk_limit = 1000
+    prefetch_related: tuple[str, ...] = ()
+
+    # -- reading
+
+    def references(self) -> dict[str, Reference]:
+        fields = self.get_serializer().fields
+        return {name: f for name, f in fields.items() if isinstance(f, Reference) and not f.read_only}
+
+    def output_references(self) -> list[str]:
+        fields = self.get_serializer().fields
+        return [f.source for f in fields.values() if isinstance(f, Reference) and not isinstance(f, ReferenceList)]
+
+    def scoped_queryset(self) -> models.QuerySet:
+        """Everything the viewer may see, tombstones included."""
+        return self.model.objects.visible_to(self.viewer)
+
+    def get_queryset(self) -> models.QuerySet:
+        queryset = self.scoped_queryset()
+        related = [name for name in self.output_references() if "." not in name]
+        many = [f.source for f in self.get_serializer().fields.values() if isinstance(f, ReferenceList)]
+        return queryset.select_related(*related).prefetch_related(*many, *self.prefetch_related)
+
+    def filter_queryset(self, queryset):
+        if self.action == "list":
+            if not parse_flag(self.request.query_params, "include_deleted", False):
+                queryset = queryset.filter(deleted_at__isnull=True)
+            since = parse_since(self.request.query_params)
+            if since is not None:
+                queryset = queryset.filter(updated_at__gte=since)
+        return super().filter_queryset(queryset)
+
+    def output(self) -> Output:
+        if not hasattr(self, "_output"):
+            self._output = Output(self.get_serializer())
+        return self._output
+
+    def list(self, request, *args, **kwargs):
+        page = self.paginate_queryset(self.filter_queryset(self.get_queryset()))
+        render = self.output()
+        return self.get_paginated_response([render(obj) for obj in page])
+
+    def retrieve(self, request, *args, **kwargs):
+        return Response(self.output()(self.get_object()))
+
+    # -- writing one object
+
+    def create(self, request, *args, **kwargs):
+        return idempotent(self, request, lambda: self.write_one(request.data, CREATE))
+
+    def update(self, request, *args, **kwargs):
+        return self.write_one(self.with_url_id(request.data), UPSERT)
+
+    def partial_update(self, request, *args, **kwargs):
+        return self.write_one(self.with_url_id(request.data), PATCH)
+
+    def destroy(self, request, *args, **kwargs):
+        obj = self.get_object()
+        if obj.deleted_at is None:
+            self.delete_objects(self.model._base_manager.filter(pk=obj.pk))
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+    def with_url_id(self, data) -> Any:
+        external_id = self.kwargs[self.lookup_field]
+        if isinstance(data, dict):
+            given = data.get("external_id", external_id)
+            if given != external_id:
+                raise exceptions.ValidationError({"external_id": [_("It differs from the external id in the URL.")]})
+            return {**data, "external_id": external_id}
+        return data
+
+    def write_one(self, data, mode: str) -> Response:
+        (row,) = self.write([data], mode, all_or_none=True)
+        obj = self.get_queryset().get(pk=row.instance.pk)
+        return Response(self.output()(obj), status=status.HTTP_201_CREATED if row.created else status.HTTP_200_OK)
+
+    # -- writing many
+
+    @action(detail=False, methods=["post"], url_path="bulk")
+    def bulk(self, request, *args, **kwargs):
+        return idempotent(self, request, lambda: self.write_bulk(request))
+
+    def write_bulk(self, request) -> Response:
+        items = request.data
+        if not isinstance(items, list):
+            raise exceptions.ValidationError({"non_field_errors": [_("A JSON array of objects is required.")]})
+        if len(items) > self.bulk_limit:
+            raise PayloadTooLarge(
+                _("At most %(limit)s items per request; this one has %(count)s.")
+                % {"limit": self.bulk_limit, "count": len(items)}
+            )
+        all_or_none = parse_flag(request.query_params, "all_or_none", True)
+        rows = self.write(items, UPSERT, all_or_none=all_or_none)
+        return Response({"results": [self.outcome(row) for row in rows]})
+
+    @staticmethod
+    def outcome(row: Row) -> dict:
+        if not row.ok:
+            error = row.error or row.parse_error
+            return {
+                "index": row.index,
+                "status": "error",
+                "error": {k: v for k, v in error.items() if k != "status" and (k != "fields" or v)},
+            }
+        return {
+            "index": row.index,
+            "status": "created" if row.created else "updated",
+            "id": row.instance.pk,
+            "external_id": row.instance.external_id,
+        }
+
+    def write(self, items: list, mode: str, *, all_or_none: bool) -> list[Row]:
+        """Validate and write items; with `all_or_none`, any bad item raises and nothing is written."""
+        rows = [self.parse(index, item, mode) for index, item in enumerate(items)]
+        for attempt in range(3):
+            for row in rows:
+                row.reset()
+            try:
+                with transaction.atomic():
+                    self.write_rows(rows, mode, all_or_none)
+                return rows
+            except IntegrityError:
+                # A concurrent writer got in first with a unique value; a fresh attempt sees its row.
+                if attempt == 2:
+                    raise
+        return rows
+
+    def parse(self, index: int, item, mode: str) -> Row:
+        row = Row(index, item)
+        if not isinstance(item, dict):
+            row.parse_error = {
+                "status": 400,
+                "code": "invalid",
+                "message": _("Each item must be a JSON object."),
+                "fields": {},
+            }
+            return row
+        serializer = self.get_serializer(data=item, partial=mode == PATCH)
+        if serializer.is_valid():
+            row.data = dict(serializer.validated_data)
+        else:
+            fields = field_messages(serializer.errors)
+            row.parse_error = {
+                "status": 400,
+                "code": "invalid",
+                "message": self.first_message(fields),
+                "fields": fields,
+            }
+        return row
+
+    @staticmethod
+    def first_message(fields: dict) -> str:
+        for name, messages in fields.items():
+            if messages:
+                return messages[0] if name == "non_field_errors" else f"{name}: {messages[0]}"
+        return _("The object is not valid.")
+
+    def write_rows(self, rows: list[Row], mode: str, all_or_none: bool) -> None:
+        live = [row for row in rows if row.parse_error is None]
+        self.match_existing(live, mode)
+        self.resolve_references([row for row in live if row.ok])
+        building = [row for row in live if row.ok]
+        for row in building:
+            row.instance = row.existing if row.existing is not None else self.model()
+            self.assign(row)
+        checked = [row for row in building if row.ok]
+        for position, error in self.check_rows(checked).items():
+            fields = field_messages(error.message_dict) if hasattr(error, "error_dict") else {}
+            if not fields:
+                fields = {"non_field_errors": [str(m) for m in error.messages]}
+            checked[position].fail(400, "invalid", self.first_message(fields), fields)
+        failed = [row for row in rows if not row.ok]
+        if failed and all_or_none:
+            self.refuse(rows, failed)
+        writing = [row for row in rows if row.ok]
+        if not writing:
+            return
+        restore = [r.instance.pk for r in writing if r.data.get("deleted") is False and r.instance.deleted_at]
+        if restore:
+            self.restore_objects(self.model._base_manager.filter(pk__in=restore))
+            for row in writing:
+                if row.instance.pk in restore:
+                    row.instance.deleted_at = None
+        self.save_rows(writing)
+        delete = [r.instance.pk for r in writing if r.data.get("deleted") is True and r.instance.deleted_at is None]
+        if delete:
+            self.delete_objects(self.model._base_manager.filter(pk__in=delete))
+
+    def refuse(self, rows: list[Row], failed: list[Row]) -> None:
+        if len(rows) == 1:
+            raise item_error(failed[0].error or failed[0].parse_error)
+        message = ngettext(
+            "%(count)s of %(total)s items cannot be written; nothing was written.",
+            "%(count)s of %(total)s items cannot be written; nothing was written.",
+            len(failed),
+        ) % {"count": len(failed), "total": len(rows)}
+        raise BatchError([self.outcome(row) for row in failed], message)
+
+    def match_existing(self, rows: list[Row], mode: str) -> None:
+        keys = [row.data.get("external_id") for row in rows if row.data.get("external_id")]
+        lock_keys(self.model._meta.label, keys)
+        existing = {obj.external_id: obj for obj in self.model._base_manager.filter(external_id__in=keys)}
+        visible = set(
+            self.scoped_queryset().filter(pk__in=[obj.pk for obj in existing.values()]).values_list("pk", flat=True)
+        )
+        seen: set[str] = set()
+        for row in rows:
+            key = row.data.get("external_id")
+            obj = existing.get(key) if key else None
+            if key and key in seen:
+                row.fail(
+                    400,
+                    "invalid",
+                    _("external_id: “%(key)s” appears more than once in this request.") % {"key": key},
+                    {"external_id": [_("Appears more than once in this request.")]},
+                )
+            elif mode == PATCH and (obj is None or obj.pk not in visible):
+                row.fail(404, "not_found", _("Not found."))
+            elif mode == CREATE and obj is not None:
+                row.fail(
+                    409,
+                    "conflict",
+                    _("An object with external id “%(key)s” exists already; PUT to its URL changes it.") % {"key": key},
+                )
+            elif obj is not None and obj.pk not in visible:
+                row.fail(
+                    409,
+                    "conflict",
+                    _("The external id “%(key)s” is held outside your scope; nothing was changed.") % {"key": key},
+                )
+            elif obj is not None and obj.deleted_at is not None and row.data.get("deleted") is not False:
+                if row.data.get("deleted") is True:
+                    row.existing = obj
+                else:
+                    row.fail(
+                        409,
+                        "deleted",
+                        _('“%(key)s” was deleted; send "deleted": false to bring it back.') % {"key": key},
+                    )
+            else:
+                row.existing = obj
+            if key:
+                seen.add(key)
+
+    def resolve_references(self, rows: list[Row]) -> None:
+        """Each reference of every row, one query per kind; unknown or out-of-scope keys fail the row."""
+        for name, ref in self.references().items():
+            wanted: set[str] = set()
+            for row in rows:
+                value = row.data.get(name)
+                if value:
+                    wanted.update(value if isinstance(value, list) else [value])
+            if not wanted:
+                continue
+            found = {
+                getattr(obj, ref.key): obj for obj in ref.candidates(self.viewer).filter(**{f"{ref.key}__in": wanted})
+            }
+            for row in rows:
+                if name not in row.data:
+                    continue
+                value = row.data[name]
+                keys = value if isinstance(value, list) else [value] if value else []
+                missing = [key for key in keys if key not in found]
+                if missing:
+                    messages = [ref.unknown_message(key) for key in missing]
+                    row.fail(400, "invalid", f"{name}: {messages[0]}", {name: messages})
+                elif isinstance(value, list):
+                    row.resolved[name] = [found[key] for key in keys]
+                else:
+                    row.resolved[name] = found[value] if value else None
+
+    # -- hooks
+
+    def assign(self, row: Row) -> None:
+        """Set the object's fields from the item (references as resolved objects)."""
+        instance = row.instance
+        many = {name for name, ref in self.references().items() if isinstance(ref, ReferenceList)}
+        for name, value in row.data.items():
+            if name == "deleted" or name in many:
+                continue
+            setattr(instance, name, row.resolved.get(name, value) if name in row.resolved else value)
+        if row.created:
+            self.on_create(instance)
+
+    def on_create(self, instance) -> None:
+        """Defaults of an object a partner creates."""
+
+    def check_rows(self, rows: list[Row]) -> dict:
+        """What is wrong with each row's object, by position in `rows` (the services' bulk checks)."""
+        raise NotImplementedError
+
+    def save_rows(self, rows: list[Row]) -> None:
+        """Write the rows' objects through the services, set-based."""
+        raise NotImplementedError
+
+    def delete_objects(self, queryset: models.QuerySet) -> None:
+        soft_delete_many(queryset=queryset)
+
+    def restore_objects(self, queryset: models.QuerySet) -> None:
+        soft_restore_many(queryset=queryset)

@@ -1,0 +1,19 @@
+"""/api/v1/: the partner API, its OpenAPI schema and its docs (served from this server, no CDN)."""
+
+from django.contrib.auth.decorators import login_not_required
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
+from rest_framework.routers import SimpleRouter
+
+from .resources.accounts import AccountViewSet
+
+router = SimpleRouter(trailing_slash=True)
+router.register("accounts", AccountViewSet, basename="account")
+
+app_name = "api"
+urlpatterns = [
+    path("", include(router.urls)),
+    path("schema/", login_not_required(SpectacularAPIView.as_view(api_version="v1")), name="schema"),
+    path("docs/", login_not_required(SpectacularSwaggerView.as_view(url_name="api:schema")), name="docs"),
+    path("redoc/", login_not_required(SpectacularRedocView.as_view(url_name="api:schema")), name="redoc"),
+]
