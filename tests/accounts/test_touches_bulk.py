@@ -214,10 +214,10 @@ class TestQueries:
     def test_the_single_touch_path_takes_the_bulk_paths_queries(self):
         account = factories.AccountFactory()
         ann = factories.ContactFactory(account=account)
+        existing = factories.TouchFactory(account=account, occurred_at=ago(3))
 
         # savepoint, account exists, csm exists, previous account, update, delete and insert contacts,
         # last touch, release savepoint
-        existing = factories.TouchFactory(account=account, occurred_at=ago(3))
         with CaptureQueriesContext(connection) as queries:
             touch_save(touch=existing, contacts=[ann])
         assert len(queries) == 9
