@@ -380,14 +380,14 @@ class PartnerForm(forms.ModelForm):
 
     class Meta:
         model = Partner
-        fields = ("name", "scope", "is_active")
+        fields = ("name", "scope", "is_active", "rate_limit")
 
 
 @admin.register(Partner)
 class PartnerAdmin(CsmModelAdmin):
     form = PartnerForm
-    fields = ("name", "scope", "is_active", "new_key_name")
-    list_display = ("name", "scope", "is_active", "live_keys", "created_at")
+    fields = ("name", "scope", "is_active", "rate_limit", "new_key_name")
+    list_display = ("name", "scope", "is_active", "rate_limit", "live_keys", "created_at")
     list_filter = ("scope", "is_active")
     search_fields = ("name",)
     inlines = (PartnerKeyInline,)
