@@ -9,7 +9,7 @@ usage is metrics' data, and metrics builds on this app.
 """
 
 import datetime
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, NamedTuple, TypeVar
@@ -736,7 +736,9 @@ class _Batch:
     readings: list[tuple[Target, Decimal, datetime.datetime | None]] = field(default_factory=list)
 
 
-def _match(specs: Sequence[Any], rows: Sequence[M], key: str, add, path: str, what: str) -> tuple[list, list[M]]:
+def _match(
+    specs: Sequence[Any], rows: Sequence[M], key: str, add: Callable[[str, str], None], path: str, what: str
+) -> tuple[list, list[M]]:
     """Pair each spec with a stored row: by `id`, else the first unmatched row with the same `key`, else
     None (a new row). Returns the pairs and the rows nothing matched."""
     by_id = {row.pk: row for row in rows}
@@ -765,7 +767,7 @@ def _match(specs: Sequence[Any], rows: Sequence[M], key: str, add, path: str, wh
 
 def _prepare(plans: Sequence[SuccessPlan], goals: Sequence[list[GoalSpec] | None] | None) -> _Batch:
     """Validate a write of plans with their nested parts, in a fixed number of queries, and work out the
-    rows to write, remove and measure. Nothing is changed on the caller's plans."""
+    rows to write, remove and measure. The caller's plans are only validated (and their fields cleaned)."""
     batch = _Batch(plans=list(plans))
     plans = batch.plans
     specs = list(goals) if goals is not None else [None] * len(plans)
@@ -783,8 +785,11 @@ def _prepare(plans: Sequence[SuccessPlan], goals: Sequence[list[GoalSpec] | None
         for account in Account._base_manager.filter(pk__in=chunk, deleted_at__isnull=False)
     }
     order_message = _constraint_message(SuccessPlan, "plan_target_after_start")
+    first_at: dict[int, int] = {}
     for index, plan in enumerate(plans):
         stored = batch.stored.get(plan.pk)
+        if plan.pk is not None and first_at.setdefault(plan.pk, index) != index:
+            _add_error(errors, index, NON_FIELD_ERRORS, _("This plan is given more than once."))
         if plan.pk is not None and stored is None:
             _add_error(errors, index, NON_FIELD_ERRORS, _("There is no success plan with id %(id)s.") % {"id": plan.pk})
         if plan.deleted_at is not None or (stored is not None and stored.deleted_at is not None):
@@ -875,7 +880,16 @@ def _prepare_goals(batch: _Batch, specs: list[list[GoalSpec] | None]) -> None:
                 _prepare_initiatives(batch, index, path, goal, spec.initiatives, stored_rows, add, now)
 
 
-def _prepare_targets(batch, index, goal_path, goal, specs, rows, add, now) -> None:
+def _prepare_targets(
+    batch: _Batch,
+    index: int,
+    goal_path: str,
+    goal: Goal,
+    specs: Sequence[TargetSpec],
+    rows: Sequence[Target],
+    add: Callable[[str, str], None],
+    now: datetime.datetime,
+) -> None:
     pairs, unmatched = _match(specs, rows if goal.pk else [], "name", add, f"{goal_path}.targets", _("target"))
     batch.removed[Target] += [target.pk for target in unmatched]
     differ = _constraint_message(Target, "target_target_differs_from_baseline")
@@ -911,7 +925,16 @@ def _prepare_targets(batch, index, goal_path, goal, specs, rows, add, now) -> No
             batch.readings.append((target, value, spec.measured_at))
 
 
-def _prepare_initiatives(batch, index, goal_path, goal, specs, rows, add, now) -> None:
+def _prepare_initiatives(
+    batch: _Batch,
+    index: int,
+    goal_path: str,
+    goal: Goal,
+    specs: Sequence[InitiativeSpec],
+    rows: Sequence[Initiative],
+    add: Callable[[str, str], None],
+    now: datetime.datetime,
+) -> None:
     pairs, unmatched = _match(specs, rows if goal.pk else [], "title", add, f"{goal_path}.initiatives", _("initiative"))
     batch.removed[Initiative] += [initiative.pk for initiative in unmatched]
     for position, (spec, initiative) in enumerate(pairs):
@@ -984,7 +1007,7 @@ def plans_save(
                 plan.closed_at = stored.closed_at
         _write_many(SuccessPlan, [p for p in plans if p.pk is None or _values(p) != _values(batch.stored[p.pk])], now)
         SuccessPlan._base_manager.bulk_update(reopened_or_closed, ["closed_at"], batch_size=BATCH_SIZE)
-        for model in (Initiative, Target, Goal):  # the children first: a removed goal takes its own along
+        for model in (Initiative, Target, Goal):  # one delete per kind; a removed goal takes its parts along
             if batch.removed[model]:
                 parts_remove(queryset=model.objects.filter(pk__in=batch.removed[model]))
         for model in (Goal, Target, Initiative):

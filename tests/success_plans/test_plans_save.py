@@ -321,6 +321,27 @@ def test_a_blocked_initiative_needs_a_reason_and_reopening_clears_completed_at()
     assert (done.status, done.completed_at) == (Initiative.Status.IN_PROGRESS, None)
 
 
+def test_goal_statuses_follow_the_goal_rule():
+    plan = factories.SuccessPlanFactory()
+
+    def save(**fields):
+        services.plans_save(plans=[SuccessPlan.objects.get(pk=plan.pk)], goals=[[GoalSpec(title="Go live", **fields)]])
+        return Goal.objects.get(plan=plan)
+
+    goal = save(status=Goal.Status.ACHIEVED, status_reason="Live on day one")
+    assert (goal.status, goal.achieved_at, goal.status_reason) == (
+        Goal.Status.ACHIEVED,
+        timezone.localdate(),
+        "Live on day one",
+    )
+    assert save(status=Goal.Status.ACHIEVED).status_reason == "Live on day one"  # no reason given: kept
+    with pytest.raises(DomainError) as error:
+        save(status=Goal.Status.ABANDONED)
+    assert error.value.message_dict == {"goals[0].status_reason": ["Say why the goal is abandoned or blocked."]}
+    goal = save(status=Goal.Status.IN_PROGRESS)
+    assert (goal.status, goal.achieved_at, goal.status_reason) == (Goal.Status.IN_PROGRESS, None, "")
+
+
 def plans_with_parts(size: int, user) -> tuple[list[SuccessPlan], list[list[GoalSpec]]]:
     accounts = factories.AccountFactory.create_batch(size)
     plans = [new_plan(account, f"Plan {n}") for n, account in enumerate(accounts)]
