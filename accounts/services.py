@@ -124,12 +124,6 @@ def recompute_batch(*, queue: bool = True) -> Iterator[None]:
         queue_recompute(pending.account_ids, revenue=pending.revenue)
 
 
-def _previous_account_id(model, pk: int | None) -> int | None:
-    if pk is None:
-        return None
-    return model.objects.filter(pk=pk).values_list("account_id", flat=True).first()
-
-
 # --- validating and writing many objects --------------------------------------------------------
 
 BATCH_SIZE = 1000  # objects per bulk statement, ids per IN (...) list
