@@ -31,6 +31,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import exceptions, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
+from rest_framework.validators import UniqueValidator
 
 from accounts.services import soft_delete_many, soft_restore_many
 from csm.db import lock_keys
@@ -168,9 +169,7 @@ class SyncedSerializer(serializers.ModelSerializer):
         field_class, kwargs = super().build_standard_field(field_name, model_field)
         if issubclass(field_class, serializers.IntegerField):
             kwargs["max_value"] = min(kwargs.get("max_value", MAX_INT), MAX_INT)
-        kwargs["validators"] = [
-            v for v in kwargs.get("validators", []) if not isinstance(v, serializers.UniqueValidator)
-        ]
+        kwargs["validators"] = [v for v in kwargs.get("validators", []) if not isinstance(v, UniqueValidator)]
         return field_class, kwargs
 
     def validate_external_id(self, value):
