@@ -87,11 +87,12 @@ BULK_RESULT = inline_serializer(
 )
 
 
-def synced_resource_schema(name: str, serializer) -> dict:
-    """extend_schema_view arguments for a SyncedViewSet of `serializer`."""
+def synced_resource_schema(name: str, serializer, plural: str | None = None) -> dict:
+    """extend_schema_view arguments for a SyncedViewSet of `serializer` (`plural` when not `name` + "s")."""
+    plural = plural or f"{name}s"
     return {
         "list": extend_schema(
-            summary=f"List {name}s changed since a time, oldest change first",
+            summary=f"List {plural} changed since a time, oldest change first",
             parameters=SYNC_PARAMETERS,
             responses={200: serializer, **errors(*READ_ERRORS)},
         ),
@@ -115,7 +116,7 @@ def synced_resource_schema(name: str, serializer) -> dict:
             responses={204: None, **errors(*READ_ERRORS)},
         ),
         "bulk": extend_schema(
-            summary=f"Create or update up to 1,000 {name}s by external id",
+            summary=f"Create or update up to 1,000 {plural} by external id",
             request=serializer(many=True),
             parameters=[ALL_OR_NONE, IDEMPOTENCY_KEY],
             responses={200: BULK_RESULT, **errors(*WRITE_ERRORS, 422)},
