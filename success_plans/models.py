@@ -8,6 +8,7 @@ from django.db.models import F, Q
 from django.utils.translation import gettext_lazy as _
 
 from accounts.models import Account, Tier
+from accounts.querysets import AccountPartQuerySet
 from csm.models import SyncedModel, TimeStampedModel
 
 VALUE = {"max_digits": 18, "decimal_places": 4}
@@ -157,6 +158,8 @@ class SuccessPlan(SyncedModel):
     status_reason = models.CharField(
         _("reason"), max_length=300, blank=True, help_text=_("Why the plan was achieved or abandoned.")
     )
+
+    objects = AccountPartQuerySet.as_manager()
 
     class Meta:
         ordering = ["-start_date", "id"]
