@@ -6,9 +6,15 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, Spec
 from rest_framework.routers import SimpleRouter
 
 from .resources.accounts import AccountViewSet
+from .resources.contacts import ContactViewSet
+from .resources.subscriptions import SubscriptionViewSet
+from .resources.touches import TouchViewSet
 
 router = SimpleRouter(trailing_slash=True)
 router.register("accounts", AccountViewSet, basename="account")
+router.register("contacts", ContactViewSet, basename="contact")
+router.register("subscriptions", SubscriptionViewSet, basename="subscription")
+router.register("touches", TouchViewSet, basename="touch")
 
 app_name = "api"
 urlpatterns = [
