@@ -2,6 +2,7 @@
 
 import datetime
 import hmac
+import re
 
 from django.contrib.auth.models import AnonymousUser
 from django.utils import timezone
@@ -13,6 +14,8 @@ from accounts.models import Partner, PartnerKey
 
 # The last-used time is written at most this often per key, so a busy key costs no write per request.
 LAST_USED_RESOLUTION = datetime.timedelta(minutes=1)
+# What a key can look like (keys are "csm_" and URL-safe base64); anything else is refused unread.
+KEY_SHAPE = re.compile(r"[A-Za-z0-9_-]{1,200}")
 
 
 class PartnerKeyAuthentication(authentication.BaseAuthentication):
@@ -27,10 +30,9 @@ class PartnerKeyAuthentication(authentication.BaseAuthentication):
             return None
         if len(header) != 2:
             raise exceptions.AuthenticationFailed(_("The Authorization header must be “Bearer <key>”."))
-        try:
-            raw = header[1].decode("ascii")
-        except UnicodeDecodeError:
-            raise exceptions.AuthenticationFailed(_("Invalid API key.")) from None
+        raw = header[1].decode("latin-1")
+        if not KEY_SHAPE.fullmatch(raw):
+            raise exceptions.AuthenticationFailed(_("Invalid API key."))
         return AnonymousUser(), self.key_for(raw)
 
     @staticmethod

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from django.contrib.auth import get_user_model
+from django.core.exceptions import FieldDoesNotExist
 from django.db import IntegrityError, models, transaction
 from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
@@ -43,6 +44,7 @@ from .pagination import SyncPagination
 from .parsers import max_body_bytes
 
 CREATE, UPSERT, PATCH = "create", "upsert", "patch"
+DETAIL_ACTIONS = ("retrieve", "update", "partial_update", "destroy")
 MAX_INT = 2_147_483_647  # the smallest integer column bound of the databases we run on
 EXTERNAL_ID_LENGTH = 100
 TRUE_VALUES = {"true", "1", "yes"}
@@ -70,11 +72,14 @@ def parse_since(params, name: str = "updated_since") -> datetime.datetime | None
         if when is None:
             day = parse_date(raw)
             when = datetime.datetime.combine(day, datetime.time()) if day else None
-    except ValueError:
+        if when is not None:
+            # In UTC, so a time near the calendar's ends fails here rather than in the database driver.
+            when = (when if timezone.is_aware(when) else when.replace(tzinfo=datetime.UTC)).astimezone(datetime.UTC)
+    except (ValueError, OverflowError):
         when = None
     if when is None:
         raise exceptions.ValidationError({name: [_("An ISO 8601 date-time, e.g. 2026-01-31T12:00:00Z.")]})
-    return when if timezone.is_aware(when) else when.replace(tzinfo=datetime.UTC)
+    return when
 
 
 # --- references ---------------------------------------------------------------------------------
@@ -169,6 +174,7 @@ class SyncedSerializer(serializers.ModelSerializer):
         field_class, kwargs = super().build_standard_field(field_name, model_field)
         if issubclass(field_class, serializers.IntegerField):
             kwargs["max_value"] = min(kwargs.get("max_value", MAX_INT), MAX_INT)
+            kwargs["min_value"] = max(kwargs.get("min_value", -MAX_INT - 1), -MAX_INT - 1)
         kwargs["validators"] = [v for v in kwargs.get("validators", []) if not isinstance(v, UniqueValidator)]
         return field_class, kwargs
 
@@ -212,6 +218,7 @@ class Row:
     existing: Any = None
     instance: Any = None
     resolved: dict = field(default_factory=dict)
+    unchanged: bool = False  # an existing object the item leaves as it is: nothing to check or save
 
     def fail(self, status_code: int, code: str, message: str, fields: dict | None = None) -> None:
         self.error = {"status": status_code, "code": code, "message": str(message), "fields": fields or {}}
@@ -225,11 +232,22 @@ class Row:
         return self.existing is None
 
     def reset(self) -> None:
-        self.error, self.existing, self.instance, self.resolved = None, None, None, {}
+        self.error, self.existing, self.instance, self.resolved, self.unchanged = None, None, None, {}, False
 
 
 def item_error(error: dict) -> ItemError:
     return ItemError(status_code=error["status"], code=error["code"], message=error["message"], fields=error["fields"])
+
+
+def check_url_text(values: dict) -> None:
+    """Refuse NUL characters in the path's and the query's values (no database stores them in text)."""
+    bad = {}
+    for name, value in values.items():
+        texts = value if isinstance(value, list) else [value]
+        if "\x00" in name or any("\x00" in str(text) for text in texts):
+            bad[name.replace("\x00", "")] = [_("Must not contain NUL characters.")]
+    if bad:
+        raise exceptions.ValidationError(bad)
 
 
 # --- the viewset --------------------------------------------------------------------------------
@@ -248,8 +266,9 @@ class ApiView:
     def initial(self, request, *args, **kwargs):
         super().initial(request, *args, **kwargs)
         length = request.META.get("CONTENT_LENGTH") or "0"
-        if length.isdigit() and int(length) > max_body_bytes():
+        if length.isascii() and length.isdigit() and int(length) > max_body_bytes():
             raise PayloadTooLarge(_("The request body is larger than %(limit)s bytes.") % {"limit": max_body_bytes()})
+        check_url_text({**request.query_params, **kwargs})
 
     @property
     def viewer(self):
@@ -278,13 +297,36 @@ class SyncedViewSet(ApiView, viewsets.GenericViewSet):
         """Everything the viewer may see, tombstones included."""
         return self.model.objects.visible_to(self.viewer)
 
+    def output_relations(self) -> list[str]:
+        """The single-object relations the output reads (references, and sources such as `partner.name`),
+        as select_related paths."""
+        paths = set()
+        for f in self.get_serializer().fields.values():
+            if f.write_only or isinstance(f, ReferenceList) or f.source == "*":
+                continue
+            attrs = f.source_attrs if isinstance(f, Reference) else f.source_attrs[:-1]
+            model, path = self.model, []
+            for attr in attrs:
+                try:
+                    relation = model._meta.get_field(attr)
+                except FieldDoesNotExist:
+                    break
+                if not (relation.many_to_one or relation.one_to_one):
+                    break
+                path.append(attr)
+                model = relation.related_model
+            if path:
+                paths.add("__".join(path))
+        return sorted(paths)
+
     def get_queryset(self) -> models.QuerySet:
         queryset = self.scoped_queryset()
-        related = [name for name in self.output_references() if "." not in name]
         many = [f.source for f in self.get_serializer().fields.values() if isinstance(f, ReferenceList)]
-        return queryset.select_related(*related).prefetch_related(*many, *self.prefetch_related)
+        return queryset.select_related(*self.output_relations()).prefetch_related(*many, *self.prefetch_related)
 
     def filter_queryset(self, queryset):
+        if self.action in DETAIL_ACTIONS:
+            return queryset  # the list's filters do not hide an object from its own URL
         if self.action == "list":
             if not parse_flag(self.request.query_params, "include_deleted", False):
                 queryset = queryset.filter(deleted_at__isnull=True)
@@ -425,8 +467,13 @@ class SyncedViewSet(ApiView, viewsets.GenericViewSet):
         building = [row for row in live if row.ok]
         for row in building:
             row.instance = row.existing if row.existing is not None else self.model()
+            if row.existing is not None and row.existing.deleted_at is not None and row.data.get("deleted") is True:
+                row.unchanged = True  # a tombstone told to stay deleted is left as it is
+                continue
+            before = self.field_values(row.instance) if row.existing is not None else None
             self.assign(row)
-        checked = [row for row in building if row.ok]
+            row.unchanged = before is not None and not self.row_changed(row, before)
+        checked = [row for row in building if row.ok and not row.unchanged]
         for position, error in self.check_rows(checked).items():
             fields = field_messages(error.message_dict) if hasattr(error, "error_dict") else {}
             if not fields:
@@ -444,7 +491,9 @@ class SyncedViewSet(ApiView, viewsets.GenericViewSet):
             for row in writing:
                 if row.instance.pk in restore:
                     row.instance.deleted_at = None
-        self.save_rows(writing)
+        changed = [row for row in writing if not row.unchanged]
+        if changed:
+            self.save_rows(changed)
         delete = [r.instance.pk for r in writing if r.data.get("deleted") is True and r.instance.deleted_at is None]
         if delete:
             self.delete_objects(self.model._base_manager.filter(pk__in=delete))
@@ -531,6 +580,23 @@ class SyncedViewSet(ApiView, viewsets.GenericViewSet):
                     row.resolved[name] = [found[key] for key in keys]
                 else:
                     row.resolved[name] = found[value] if value else None
+
+    def field_values(self, instance) -> dict:
+        return {
+            f.attname: getattr(instance, f.attname)
+            for f in self.model._meta.concrete_fields
+            if not f.primary_key and f.name not in ("created_at", "updated_at", "deleted_at")
+        }
+
+    def row_changed(self, row: Row, before: dict) -> bool:
+        """Whether the item changes its existing object: a field's value differs, or the item gives
+        something other than plain fields (lists, nested parts), which only the services can compare.
+        An unchanged object is not saved: an identical PUT changes nothing, not even `updated_at`."""
+        plain = {f.name for f in self.model._meta.concrete_fields} | {"deleted"}
+        for name, value in row.data.items():
+            if name not in plain or isinstance(value, dict | list):
+                return True
+        return self.field_values(row.instance) != before
 
     # -- hooks
 

@@ -42,11 +42,16 @@ def idempotent(view, request, handler) -> Response:
         )
     client = client_of(request)
     digest = _request_hash(request)
-    now = timezone.now()
+    cutoff = timezone.now() - LIFETIME
+    # Forget expired keys in a statement of their own: inside the transaction below, the rows' locks
+    # would make concurrent requests with other keys wait for this one's write.
+    IdempotencyKey.objects.filter(created_at__lt=cutoff).delete()
     with transaction.atomic():
         lock_keys("idempotency", [f"{client}:{key}"])
-        IdempotencyKey.objects.filter(created_at__lt=now - LIFETIME).delete()
         first = IdempotencyKey.objects.filter(client=client, key=key).first()
+        if first is not None and first.created_at < cutoff:
+            first.delete()
+            first = None
         if first is not None:
             if first.request_hash != digest:
                 raise IdempotencyMismatch()

@@ -26,14 +26,20 @@ def encode_cursor(updated_at: datetime.datetime, pk: int) -> str:
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
+MAX_CURSOR_LENGTH = 200
+
+
 def decode_cursor(token: str) -> tuple[datetime.datetime, int]:
     try:
+        if len(token) > MAX_CURSOR_LENGTH:
+            raise ValueError
         raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
         stamp, pk = json.loads(raw)
         when = datetime.datetime.fromisoformat(stamp)
-        if when.tzinfo is None or not isinstance(pk, int) or isinstance(pk, bool):
+        if when.tzinfo is None or not isinstance(pk, int) or isinstance(pk, bool) or not 0 <= pk < 2**63:
             raise ValueError
-    except (ValueError, TypeError, UnicodeDecodeError):
+        when = when.astimezone(datetime.UTC)
+    except (ValueError, TypeError, OverflowError, RecursionError):
         raise exceptions.ValidationError(
             {"cursor": [_("This cursor is not valid; start again without one.")]}
         ) from None
@@ -48,7 +54,7 @@ class SyncPagination(BasePagination):
         raw = request.query_params.get(self.limit_query_param)
         if raw in (None, ""):
             return DEFAULT_LIMIT
-        if not raw.isdigit() or not 1 <= int(raw) <= MAX_LIMIT:
+        if not (raw.isascii() and raw.isdigit() and len(raw) <= 4 and 1 <= int(raw) <= MAX_LIMIT):
             raise exceptions.ValidationError({"limit": [_("A whole number from 1 to %(max)s.") % {"max": MAX_LIMIT}]})
         return int(raw)
 

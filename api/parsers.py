@@ -1,12 +1,17 @@
 """JSON bodies, read with a size cap and refused cleanly when malformed or absurdly nested."""
 
 import json
+import math
 
 from django.conf import settings
 from django.utils.translation import gettext as _
 from rest_framework import exceptions, parsers
 
 from .errors import PayloadTooLarge
+
+# Deeper than any resource's shape (a plan's goals' targets' measurements is five levels); code that
+# walks a body recursively (hashing, validation, error messages) stays far from Python's recursion limit.
+MAX_DEPTH = 32
 
 
 def max_body_bytes() -> int:
@@ -22,12 +27,48 @@ class JSONParser(parsers.JSONParser):
         encoding = (parser_context or {}).get("encoding", settings.DEFAULT_CHARSET)
         try:
             text = raw.decode(encoding)
-            return json.loads(text, parse_constant=_refuse_constant)
+            data = json.loads(text, parse_constant=_refuse_constant, parse_float=_finite_float)
         except RecursionError:
             raise exceptions.ParseError(_("The JSON body is nested too deeply.")) from None
         except ValueError as error:
             raise exceptions.ParseError(_("The body is not valid JSON: %(error)s") % {"error": error}) from None
+        check_body(data)
+        return data
+
+
+def check_body(data) -> None:
+    """Refuse nesting deeper than MAX_DEPTH and strings with lone surrogates (not Unicode text: no
+    database can store them). Iterative, so any body that loaded can be checked."""
+    stack = [(data, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if isinstance(value, dict | list):
+            if depth > MAX_DEPTH:
+                raise exceptions.ParseError(
+                    _("The JSON body is nested more than %(max)s levels deep.") % {"max": MAX_DEPTH}
+                )
+            children = value.items() if isinstance(value, dict) else ((None, v) for v in value)
+            for key, child in children:
+                if key is not None:
+                    _check_text(key)
+                stack.append((child, depth + 1))
+        elif isinstance(value, str):
+            _check_text(value)
+
+
+def _check_text(text: str) -> None:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise exceptions.ParseError(_("The body is not valid JSON: a string holds a lone surrogate.")) from None
 
 
 def _refuse_constant(name: str):
     raise ValueError(_("%(name)s is not a number JSON allows.") % {"name": name})
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(_("%(number)s is too large a number.") % {"number": text[:50]})
+    return value
