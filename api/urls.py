@@ -9,12 +9,14 @@ from .resources.accounts import AccountViewSet
 from .resources.contacts import ContactViewSet
 from .resources.subscriptions import SubscriptionViewSet
 from .resources.touches import TouchViewSet
+from .resources.usage import UsageViewSet
 
 router = SimpleRouter(trailing_slash=True)
 router.register("accounts", AccountViewSet, basename="account")
 router.register("contacts", ContactViewSet, basename="contact")
 router.register("subscriptions", SubscriptionViewSet, basename="subscription")
 router.register("touches", TouchViewSet, basename="touch")
+router.register("usage", UsageViewSet, basename="usage")
 
 app_name = "api"
 urlpatterns = [

@@ -10,6 +10,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from accounts.services import queue_recompute, recompute_batch
+from csm.db import bulk_upsert
 from csm.exceptions import DomainError
 from csm.numbers import clean_decimal
 from metrics.models import UsageRecord
@@ -61,16 +62,25 @@ def usage_records_upsert(*, records: list[dict]) -> int:
         if errors:
             problems[str(index)] = errors
         else:
-            row.created_at = row.updated_at = now
             rows.append(row)
     if problems:
         raise DomainError(problems)
     touched = {row.account_id for row in rows}
     with recompute_batch():  # one recompute for the usage and the target readings it brings
-        UsageRecord.objects.bulk_create(
-            rows,
-            batch_size=1000,
-            update_conflicts=True,
+        # One statement per batch on every database (SQLite caps a multi-row VALUES at 999 parameters).
+        bulk_upsert(
+            UsageRecord,
+            [
+                {
+                    "account": row.account_id,
+                    "metric": row.metric,
+                    "date": row.date,
+                    "value": row.value,
+                    "created_at": now,
+                    "updated_at": now,
+                }
+                for row in rows
+            ],
             unique_fields=["account", "metric", "date"],
             update_fields=["value", "updated_at"],
         )
