@@ -575,7 +575,8 @@ class SyncedViewSet(ApiView, viewsets.GenericViewSet):
                 missing = [key for key in keys if key not in found]
                 if missing:
                     messages = [ref.unknown_message(key) for key in missing]
-                    row.fail(400, "invalid", f"{name}: {messages[0]}", {name: messages})
+                    fields = {**(row.error or {}).get("fields", {}), name: messages}
+                    row.fail(400, "invalid", self.first_message(fields), fields)
                 elif isinstance(value, list):
                     row.resolved[name] = [found[key] for key in keys]
                 else:
