@@ -23,3 +23,6 @@ worker:  ## needs CELERY_BROKER_URL
 
 beat:  ## needs CELERY_BROKER_URL
 	.venv/bin/celery -A csm beat -l info
+
+bench:  ## the scale benchmark on PostgreSQL (DATABASE_URL, a database of its own); ARGS="--accounts 100000"
+	.venv/bin/python manage.py bench $(ARGS)

@@ -8,6 +8,7 @@ from rest_framework.routers import SimpleRouter
 from .resources.accounts import AccountViewSet
 from .resources.contacts import ContactViewSet
 from .resources.subscriptions import SubscriptionViewSet
+from .resources.success_plans import SuccessPlanViewSet
 from .resources.touches import TouchViewSet
 from .resources.usage import UsageViewSet
 
@@ -15,6 +16,7 @@ router = SimpleRouter(trailing_slash=True)
 router.register("accounts", AccountViewSet, basename="account")
 router.register("contacts", ContactViewSet, basename="contact")
 router.register("subscriptions", SubscriptionViewSet, basename="subscription")
+router.register("success-plans", SuccessPlanViewSet, basename="success-plan")
 router.register("touches", TouchViewSet, basename="touch")
 router.register("usage", UsageViewSet, basename="usage")
 
