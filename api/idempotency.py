@@ -9,6 +9,7 @@ import datetime
 import hashlib
 import json
 
+from django.core.serializers.json import DjangoJSONEncoder
 from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -29,6 +30,10 @@ MAX_KEY_LENGTH = 255
 def _request_hash(request) -> str:
     body = json.dumps(request.data, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(f"{request.method}\n{request.get_full_path()}\n{body}".encode()).hexdigest()
+
+
+def _stored_body(stored):
+    return json.loads(stored) if isinstance(stored, str) else stored
 
 
 def idempotent(view, request, handler) -> Response:
@@ -55,7 +60,7 @@ def idempotent(view, request, handler) -> Response:
         if first is not None:
             if first.request_hash != digest:
                 raise IdempotencyMismatch()
-            response = Response(first.response, status=first.status_code)
+            response = Response(_stored_body(first.response), status=first.status_code)
             response["Idempotent-Replayed"] = "true"
             return response
         try:
@@ -70,6 +75,7 @@ def idempotent(view, request, handler) -> Response:
                 path=request.get_full_path()[:2000],
                 request_hash=digest,
                 status_code=response.status_code,
-                response=response.data,
+                # As JSON text: PostgreSQL's jsonb would reorder the keys of the replayed body.
+                response=json.dumps(response.data, cls=DjangoJSONEncoder),
             )
     return response
