@@ -6,7 +6,10 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, Spec
 from rest_framework.routers import SimpleRouter
 
 from .resources.accounts import AccountViewSet
+from .resources.alerts import AlertViewSet
 from .resources.contacts import ContactViewSet
+from .resources.health import AccountHealthView
+from .resources.revenue import RevenueView
 from .resources.subscriptions import SubscriptionViewSet
 from .resources.success_plans import SuccessPlanViewSet
 from .resources.touches import TouchViewSet
@@ -19,9 +22,12 @@ router.register("subscriptions", SubscriptionViewSet, basename="subscription")
 router.register("success-plans", SuccessPlanViewSet, basename="success-plan")
 router.register("touches", TouchViewSet, basename="touch")
 router.register("usage", UsageViewSet, basename="usage")
+router.register("alerts", AlertViewSet, basename="alert")
 
 app_name = "api"
 urlpatterns = [
+    path("accounts/<str:external_id>/health/", AccountHealthView.as_view(), name="account-health"),
+    path("metrics/revenue/", RevenueView.as_view(), name="revenue"),
     path("", include(router.urls)),
     path("schema/", login_not_required(SpectacularAPIView.as_view(api_version="v1")), name="schema"),
     path("docs/", login_not_required(SpectacularSwaggerView.as_view(url_name="api:schema")), name="docs"),
