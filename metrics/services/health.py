@@ -141,8 +141,7 @@ def combine(*, model: HealthModel, raw_values: dict[int, Decimal | None]) -> Sco
     explained = []
     for component, raw in measured:
         entry = {
-            "kind": component.kind,
-            "label": str(component.get_kind_display()),
+            "kind": component.kind,  # readers name it in the reader's language (selectors.health.kind_label)
             "metric": component.metric,
             "per_metric": component.per_metric,
             "bad": float(component.bad),
