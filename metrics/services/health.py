@@ -18,6 +18,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import (
     Avg,
     DecimalField,
+    Exists,
     F,
     FloatField,
     Max,
@@ -33,7 +34,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
 from accounts.models import Account, Touch
-from accounts.selectors import account_mrr_on_expression
+from accounts.selectors import subscriptions_active_on
 from csm.db import bulk_upsert
 from csm.exceptions import DomainError, full_clean
 from metrics.models import HealthBand, HealthComponent, HealthModel, HealthSnapshot, RecomputeIssue, UsageRecord
@@ -194,7 +195,6 @@ def _measure_annotations(model: HealthModel, on: datetime.date) -> dict:
     _, day_end = day_bounds(on)
     touches = Touch.objects.alive().filter(account=OuterRef("pk"), occurred_at__lt=day_end).order_by()
     annotations = {
-        "mrr_on": account_mrr_on_expression(on),
         "cadence": F("tier__touch_cadence_days"),
         "last_touch": Subquery(touches.order_by("-occurred_at").values("occurred_at")[:1]),
     }
@@ -260,8 +260,9 @@ def health_scores_on(*, on: datetime.date, scope: Q, model: HealthModel) -> dict
     rows = (
         Account.objects.alive()
         .filter(scope)
+        # Active: MRR > 0 on the day, i.e. a live line with a price (prices are never negative).
+        .filter(Exists(subscriptions_active_on(on).filter(account_id=OuterRef("pk"), mrr__gt=0)))
         .annotate(**annotations)
-        .filter(mrr_on__gt=0)
         .values("pk", "customer_since", "renewal_date", *annotations)
         .order_by()
     )
