@@ -363,7 +363,8 @@ class SuccessPlanViewSet(SyncedViewSet):
             for initiative in goal.get("initiatives") or []
             if initiative.get("owner")
         }
-        users = {user.username: user for user in get_user_model().objects.filter(is_active=True, username__in=wanted)}
+        found = get_user_model().objects.filter(is_active=True, username__in=wanted) if wanted else []
+        users = {user.username: user for user in found}
         self.owners = {username: user.pk for username, user in users.items()}
         unknown = Reference(key="username", scoped=False)
         for row in rows:

@@ -330,6 +330,13 @@ def test_delete_leaves_a_tombstone_a_stale_put_cannot_resurrect(client_a, plan_a
     plan_a.refresh_from_db()
     assert (plan_a.title, plan_a.deleted_at is not None) == ("Year one", True)
 
+    refused = client_a.put(f"{URL}p-1/", plan_body(status="draft", deleted=False), format="json")
+
+    assert refused.status_code == 400  # a started plan cannot go back to draft: it stays deleted
+    assert refused.json()["error"]["fields"] == {"status": ["A plan that has started cannot go back to draft."]}
+    plan_a.refresh_from_db()
+    assert (plan_a.status, plan_a.deleted_at is not None) == (Status.ACTIVE, True)
+
     restored = client_a.put(f"{URL}p-1/", plan_body(title="Back", deleted=False), format="json")
 
     assert restored.status_code == 200, restored.json()
