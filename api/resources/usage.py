@@ -248,7 +248,6 @@ class UsageViewSet(ApiView, mixins.ListModelMixin, viewsets.GenericViewSet):
             writing = [row for row in rows if row.error is None]
             if writing:
                 self.save(writing)
-                self.refuse_if(rows, all_or_none)
         return rows
 
     def resolve_accounts(self, rows: list[UsageRow]) -> None:
@@ -291,26 +290,19 @@ class UsageViewSet(ApiView, mixins.ListModelMixin, viewsets.GenericViewSet):
 
     @staticmethod
     def save(rows: list[UsageRow]) -> None:
-        records = [
-            {
-                "account_id": row.account_id,
-                "metric": row.data["metric"],
-                "date": row.data["date"],
-                "value": row.data["value"],
-            }
-            for row in rows
-        ]
-        try:
-            usage_records_upsert(records=records)
-        except DomainError as error:  # the service's own checks; the serializer normally catches them first
-            if not hasattr(error, "error_dict"):
-                raise
-            for position, messages in error.message_dict.items():
-                if position.isdigit() and int(position) < len(rows):
-                    rows[int(position)].fail(messages[0], {"non_field_errors": messages})
-            remaining = [row for row in rows if row.error is None]
-            if remaining and len(remaining) < len(rows):
-                UsageViewSet.save(remaining)
+        """The service checks each record as the input serializer did (a slug, a date, `clean_decimal`),
+        so the rows that reach it are written."""
+        usage_records_upsert(
+            records=[
+                {
+                    "account_id": row.account_id,
+                    "metric": row.data["metric"],
+                    "date": row.data["date"],
+                    "value": row.data["value"],
+                }
+                for row in rows
+            ]
+        )
 
     @staticmethod
     def refuse_if(rows: list[UsageRow], all_or_none: bool) -> None:

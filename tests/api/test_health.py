@@ -248,3 +248,24 @@ def test_the_accounts_detail_route_still_answers(client_a, account_a):
     response = client_a.get("/api/v1/accounts/a-001/")
     assert response.status_code == 200
     assert response.json()["external_id"] == "a-001"
+
+
+@pytest.mark.parametrize("external_id", ["x" * 3000, "%F0%9F%92%A5", "..", "%2F"])
+def test_odd_ids_are_404(client_all, account_a, external_id):
+    response = client_all.get(url(external_id))
+    assert response.status_code == 404
+    assert response.json()["error"]["code"] == "not_found"
+
+
+def test_a_nul_in_the_id_finds_nothing(client_all, account_a):
+    response = client_all.get(url("a-001%00"))
+    assert response.status_code in (400, 404)  # refused by the API's URL check, or simply not found
+    assert "error" in response.json()
+
+
+@pytest.mark.parametrize("value", ["\x00", "9" * 400, "2026-01-01T00:00:00Z", "-1"])
+def test_odd_dates_are_400(client_all, account_a, value):
+    for params in ({"since": value}, {"from": value, "to": "2026-01-01"}):
+        response = client_all.get(url(), params)
+        assert response.status_code == 400
+        assert response.json()["error"]["code"] == "invalid"

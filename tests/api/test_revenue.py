@@ -122,6 +122,10 @@ def test_defaults_all_months_and_segment_kind_all(client_all, bridge):
         ({"from": "2026-03", "to": "2026-02"}, "to"),
         ({"segment_kind": "planet"}, "segment_kind"),
         ({"segment": "a\x00b"}, "segment"),
+        ({"from": "\x00"}, "from"),
+        ({"to": "0000-01"}, "to"),
+        ({"from": "9" * 400}, "from"),
+        ({"segment_kind": "\x00"}, "segment_kind"),
     ],
 )
 def test_bad_parameters_are_400(client_all, params, field):
