@@ -11,6 +11,7 @@ import django_filters
 from django import forms
 from django.db.models import Q, QuerySet
 from django.utils.translation import gettext_lazy as _
+from django_filters.fields import IsoDateTimeField
 
 from accounts.models import Contact, Subscription, Touch
 
@@ -35,6 +36,24 @@ class StrictBooleanField(forms.Field):
 
 class StrictBooleanFilter(django_filters.BooleanFilter):
     field_class = StrictBooleanField
+
+
+class UtcDateTimeField(IsoDateTimeField):
+    """An ISO 8601 date-time, turned to UTC here: one UTC cannot hold (near the calendar's ends) is
+    invalid, rather than an error of the database."""
+
+    def to_python(self, value):
+        value = super().to_python(value)
+        if value is None:
+            return None
+        try:
+            return value.astimezone(datetime.UTC)
+        except OverflowError:
+            raise forms.ValidationError(self.error_messages["invalid"], code="invalid") from None
+
+
+class UtcDateTimeFilter(django_filters.IsoDateTimeFilter):
+    field_class = UtcDateTimeField
 
 
 class AccountPartFilterSet(django_filters.FilterSet):
@@ -72,12 +91,12 @@ class SubscriptionFilterSet(AccountPartFilterSet):
 class TouchFilterSet(AccountPartFilterSet):
     kind = django_filters.ChoiceFilter(choices=Touch.Kind.choices, label=_("Kind"))
     source = django_filters.ChoiceFilter(choices=Touch.Source.choices, label=_("Where the touch was logged."))
-    occurred_after = django_filters.IsoDateTimeFilter(
+    occurred_after = UtcDateTimeFilter(
         field_name="occurred_at",
         lookup_expr="gte",
         label=_("Touches at or after this ISO 8601 date-time (inclusive)."),
     )
-    occurred_before = django_filters.IsoDateTimeFilter(
+    occurred_before = UtcDateTimeFilter(
         field_name="occurred_at",
         lookup_expr="lte",
         label=_("Touches at or before this ISO 8601 date-time (inclusive)."),

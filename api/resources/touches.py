@@ -1,5 +1,7 @@
 """touches/: the touch log, by external id. Writing one keeps its account's last touch current."""
 
+import dataclasses
+
 from drf_spectacular.utils import extend_schema, extend_schema_field, extend_schema_view
 from rest_framework import serializers
 
@@ -78,6 +80,25 @@ class TouchViewSet(SyncedViewSet):
     model = Touch
     serializer_class = TouchSerializer
     filterset_class = TouchFilterSet
+
+    def match_existing(self, rows: list[Row], mode: str) -> None:
+        """Also load the current contacts of the existing touches the items give contacts to (one query),
+        so an item repeating a touch as it is changes nothing."""
+        super().match_existing(rows, mode)
+        touch_ids = [row.existing.pk for row in rows if row.existing is not None and "contacts" in row.data]
+        self.current_contacts: dict[int, set[int]] = {}
+        if touch_ids:
+            through = Touch.contacts.through.objects.filter(touch_id__in=touch_ids)
+            for touch_id, contact_id in through.values_list("touch_id", "contact_id"):
+                self.current_contacts.setdefault(touch_id, set()).add(contact_id)
+
+    def row_changed(self, row: Row, before: dict) -> bool:
+        if "contacts" in row.data:
+            given = {contact.pk for contact in given_contacts(row)}
+            if given != self.current_contacts.get(row.existing.pk, set()):
+                return True
+            row = dataclasses.replace(row, data={k: v for k, v in row.data.items() if k != "contacts"})
+        return super().row_changed(row, before)
 
     def on_create(self, instance: Touch) -> None:
         instance.source = Touch.Source.API

@@ -220,6 +220,7 @@ def test_put_creates_then_the_same_put_changes_nothing(client_a, account_a):
     contact = Contact.objects.get(external_id="c-new")
     expected = ("a-001", "Ada Lovelace", "ada@alpha.example", "CTO", "economic_buyer", False, False)
     assert stored(contact) == expected
+    updated_at = contact.updated_at
 
     again = client_a.put(detail("c-new"), body(), format="json")
 
@@ -227,6 +228,7 @@ def test_put_creates_then_the_same_put_changes_nothing(client_a, account_a):
     assert again.json()["id"] == contact.pk
     assert Contact.objects.count() == 1
     assert stored(contact) == expected
+    assert contact.updated_at == updated_at  # not even a sync echo
 
 
 def test_put_updates_an_existing_contact(client_a, ann):

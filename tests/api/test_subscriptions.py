@@ -234,6 +234,7 @@ def test_put_creates_then_the_same_put_changes_nothing(client_a, account_a):
     expected = ("a-001", "Analytics", Decimal("1500.00"), 5, days(-10), None, False)
     assert stored(line) == expected
     assert mrr(account_a) == Decimal("1500.00")
+    updated_at = line.updated_at
 
     again = client_a.put(detail("s-new"), body(), format="json")
 
@@ -241,6 +242,7 @@ def test_put_creates_then_the_same_put_changes_nothing(client_a, account_a):
     assert again.json()["id"] == line.pk
     assert Subscription.objects.count() == 1
     assert stored(line) == expected
+    assert line.updated_at == updated_at  # not even a sync echo
     assert mrr(account_a) == Decimal("1500.00")
 
 

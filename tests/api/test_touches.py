@@ -184,7 +184,15 @@ def test_list_filters(client_a, partner_a, account_a, csm_user, other_csm):
 
 @pytest.mark.parametrize(
     "params",
-    [{"kind": "lunch"}, {"source": "fax"}, {"occurred_after": "yesterday"}, {"occurred_before": "2025-13-01T00:00"}],
+    [
+        {"kind": "lunch"},
+        {"source": "fax"},
+        {"occurred_after": "yesterday"},
+        {"occurred_before": "2025-13-01T00:00"},
+        # Past the calendar's end in UTC: refused here, not by the database.
+        {"occurred_after": "9999-12-31T23:59:59-23:00"},
+        {"occurred_before": "0001-01-01T00:00:00+05:00"},
+    ],
 )
 def test_bad_filter_values_are_400_in_the_error_shape(client_a, call, params):
     response = client_a.get(URL, params)
@@ -312,15 +320,30 @@ def test_put_creates_then_the_same_put_changes_nothing(client_a, account_a, csm_
     touch = Touch.objects.get(external_id="t-new")
     expected = ("a-001", "priya", ["c-ann"], "meeting", JUNE_3, "Quarterly review", 1, "api", False)
     assert stored(touch) == expected
+    updated_at = touch.updated_at
+    links = list(Touch.contacts.through.objects.values_list("pk", "contact_id"))
 
     again = client_a.put(detail("t-new"), body(), format="json")
 
     assert again.status_code == 200
     assert again.json()["id"] == touch.pk
     assert Touch.objects.count() == 1
-    assert Touch.contacts.through.objects.count() == 1
+    assert list(Touch.contacts.through.objects.values_list("pk", "contact_id")) == links
     assert stored(touch) == expected
+    assert touch.updated_at == updated_at  # not even a sync echo
     assert last_touch(account_a) == JUNE_3
+
+
+def test_a_put_changing_only_the_contacts_changes_them(client_a, account_a, csm_user, ann, cy):
+    assert client_a.put(detail("t-new"), body(), format="json").status_code == 201
+    touch = Touch.objects.get(external_id="t-new")
+    updated_at = touch.updated_at
+
+    response = client_a.put(detail("t-new"), body(contacts=["c-ann", "c-cy"]), format="json")
+
+    assert response.status_code == 200
+    assert stored(touch)[2] == ["c-ann", "c-cy"]
+    assert touch.updated_at > updated_at
 
 
 def test_put_of_a_workspace_touch_keeps_its_source(client_a, call, account_a):
@@ -445,16 +468,21 @@ def test_bulk_writes_the_valid_items_when_not_all_or_none(client_a, call, cy, ac
 def test_bulk_writes_take_the_same_queries_for_3_and_30_items(client_a, account_a, csm_user, ann, cy):
     assert client_a.get(URL).status_code == 200  # the key's last use is recorded once
 
-    def write(first: int, count: int) -> int:
-        items = [body(external_id=f"t-{n}", contacts=["c-ann", "c-cy"]) for n in range(first, first + count)]
+    def write(first: int, count: int, contacts: list[str]) -> int:
+        items = [body(external_id=f"t-{n}", contacts=contacts) for n in range(first, first + count)]
         with CaptureQueriesContext(connection) as queries:
             response = client_a.post(f"{URL}bulk/", items, format="json")
         assert response.status_code == 200, response.content
         return len(queries)
 
-    assert write(0, 3) == write(100, 30)
+    assert write(0, 3, ["c-ann", "c-cy"]) == write(100, 30, ["c-ann", "c-cy"])
     assert Touch.objects.filter(account=account_a, source="api").count() == 33
     assert Touch.contacts.through.objects.count() == 66
+    # Updates, each touch's contacts replaced.
+    assert write(0, 3, ["c-cy"]) == write(100, 30, ["c-cy"])
+    assert Touch.objects.count() == 33
+    assert set(Touch.contacts.through.objects.values_list("contact__external_id", flat=True)) == {"c-cy"}
+    assert Touch.contacts.through.objects.count() == 33
 
 
 def test_list_pages_take_the_same_queries_for_3_and_30_rows(client_a, account_a, ann, cy):
