@@ -31,7 +31,7 @@ def _number(**kwargs) -> serializers.DecimalField:
     return serializers.DecimalField(max_digits=None, decimal_places=None, **kwargs)
 
 
-class ComponentSerializer(serializers.Serializer):
+class HealthComponentSerializer(serializers.Serializer):
     kind = serializers.CharField(help_text="usage_trend, usage_level, engagement, sentiment, plan_progress, ...")
     label = serializers.CharField()
     metric = serializers.CharField(help_text="The usage metric, for usage components; else empty.")
@@ -43,7 +43,7 @@ class ComponentSerializer(serializers.Serializer):
     has_data = serializers.BooleanField()
 
 
-class SnapshotSerializer(serializers.Serializer):
+class HealthSnapshotSerializer(serializers.Serializer):
     date = serializers.DateField()
     score = serializers.DecimalField(max_digits=4, decimal_places=1)
     band = serializers.CharField(help_text="red, yellow or green.")
@@ -51,25 +51,25 @@ class SnapshotSerializer(serializers.Serializer):
     model_name = serializers.CharField(source="model_version", help_text="The model's name and version.")
     components = serializers.SerializerMethodField()
 
-    @extend_schema_field(ComponentSerializer(many=True))
+    @extend_schema_field(HealthComponentSerializer(many=True))
     def get_components(self, snapshot) -> list[dict]:
-        return ComponentSerializer(snapshot_components(snapshot), many=True).data
+        return HealthComponentSerializer(snapshot_components(snapshot), many=True).data
 
 
-class HistoryPointSerializer(serializers.Serializer):
+class HealthPointSerializer(serializers.Serializer):
     date = serializers.DateField()
     score = serializers.DecimalField(max_digits=4, decimal_places=1)
     band = serializers.CharField()
 
 
-class ChangeSideSerializer(serializers.Serializer):
+class HealthChangeSideSerializer(serializers.Serializer):
     date = serializers.DateField(help_text="The snapshot read: on the date asked for, or the latest before it.")
     score = serializers.DecimalField(max_digits=4, decimal_places=1)
     band = serializers.CharField()
     model_name = serializers.CharField()
 
 
-class ChangeLineSerializer(serializers.Serializer):
+class HealthChangeLineSerializer(serializers.Serializer):
     kind = serializers.CharField(help_text="A component kind, or `rounding` for what the contributions leave over.")
     label = serializers.CharField()
     metric = serializers.CharField()
@@ -79,14 +79,14 @@ class ChangeLineSerializer(serializers.Serializer):
     data_change = serializers.CharField(help_text="gained, lost, or empty.")
 
 
-class ChangeSerializer(serializers.Serializer):
+class HealthChangeSerializer(serializers.Serializer):
     first = serializers.DateField(help_text="The earlier date asked for.")
     second = serializers.DateField(help_text="The later date asked for.")
-    before = ChangeSideSerializer(allow_null=True)
-    after = ChangeSideSerializer(allow_null=True)
+    before = HealthChangeSideSerializer(allow_null=True)
+    after = HealthChangeSideSerializer(allow_null=True)
     difference = _number(allow_null=True, help_text="after score - before score (null: a side has no snapshot).")
     model_changed = serializers.BooleanField()
-    lines = ChangeLineSerializer(
+    lines = HealthChangeLineSerializer(
         many=True,
         help_text="Per component, then the rounding line; the changes add up to the difference exactly.",
     )
@@ -94,9 +94,9 @@ class ChangeSerializer(serializers.Serializer):
 
 class HealthSerializer(serializers.Serializer):
     account = serializers.CharField(help_text="The account's external id.")
-    latest = SnapshotSerializer(allow_null=True)
-    history = HistoryPointSerializer(many=True, help_text="Snapshots since `since`, oldest first.")
-    change = ChangeSerializer(allow_null=True, help_text="With `from` and `to` only.")
+    latest = HealthSnapshotSerializer(allow_null=True)
+    history = HealthPointSerializer(many=True, help_text="Snapshots since `since`, oldest first.")
+    change = HealthChangeSerializer(allow_null=True, help_text="With `from` and `to` only.")
 
 
 def _date_param(params, name: str) -> datetime.date | None:
