@@ -460,3 +460,14 @@ def test_scope_all_writes_to_any_account(client_all, account_a, account_b):
         ("c-1", "a-001"),
         ("c-2", "b-001"),
     ]
+
+
+def test_a_retried_post_with_an_idempotency_key_writes_once(client_a, account_a):
+    headers = {"HTTP_IDEMPOTENCY_KEY": "contact-retry-1"}
+    first = client_a.post(URL, body(external_id="c-new", is_primary=True), format="json", **headers)
+    again = client_a.post(URL, body(external_id="c-new", is_primary=True), format="json", **headers)
+    other = client_a.post(URL, body(external_id="c-other"), format="json", **headers)
+
+    assert (first.status_code, again.status_code, other.status_code) == (201, 201, 422)
+    assert again.json() == first.json()
+    assert list(Contact.objects.values_list("external_id", "is_primary")) == [("c-new", True)]

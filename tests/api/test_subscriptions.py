@@ -443,3 +443,22 @@ def test_scope_all_sees_and_writes_every_account(client_all, platform, account_b
 
     assert response.status_code == 201
     assert mrr(account_b) == Decimal("70.00")
+
+
+def test_a_retried_post_with_an_idempotency_key_counts_the_line_once(client_a, platform, account_a):
+    headers = {"HTTP_IDEMPOTENCY_KEY": "line-retry-1"}
+    first = client_a.post(URL, body(external_id="s-new"), format="json", **headers)
+    again = client_a.post(URL, body(external_id="s-new"), format="json", **headers)
+
+    assert (first.status_code, again.status_code) == (201, 201)
+    assert again.json() == first.json()
+    assert Subscription.objects.count() == 2
+    assert mrr(account_a) == Decimal("2500.00")
+
+
+def test_a_line_of_an_account_without_external_id_renders_it_as_null(client_all):
+    factories.SubscriptionFactory(account=factories.AccountFactory(external_id=None), external_id="s-ws")
+
+    response = client_all.get(detail("s-ws"))
+
+    assert (response.status_code, response.json()["account"]) == (200, None)

@@ -562,3 +562,42 @@ def test_scope_all_sees_and_writes_every_account(client_all, call, account_b):
     assert response.status_code == 201
     assert stored(Touch.objects.get(external_id="t-b2"))[0] == "b-001"
     assert last_touch(account_b) == JUNE_3
+
+
+# --- retries, references without external ids, sessions -----------------------------------------
+
+
+def test_a_retried_post_with_an_idempotency_key_writes_once(client_a, account_a, csm_user, ann):
+    headers = {"HTTP_IDEMPOTENCY_KEY": "touch-retry-1"}
+    first = client_a.post(URL, body(external_id="t-new"), format="json", **headers)
+    again = client_a.post(URL, body(external_id="t-new"), format="json", **headers)
+    other = client_a.post(URL, body(external_id="t-other"), format="json", **headers)
+
+    assert (first.status_code, again.status_code, other.status_code) == (201, 201, 422)
+    assert again.json() == first.json()
+    assert list(Touch.objects.values_list("external_id", flat=True)) == ["t-new"]
+    assert Touch.contacts.through.objects.count() == 1
+
+
+def test_references_without_external_ids_render_as_null(client_all, csm_user):
+    account = factories.AccountFactory(external_id=None)
+    contact = factories.ContactFactory(account=account, external_id=None)
+    touch = factories.TouchFactory(account=account, csm=csm_user, external_id="t-ws", occurred_at=MAY_1)
+    touch.contacts.set([contact])
+
+    response = client_all.get(detail("t-ws"))
+
+    assert response.status_code == 200
+    assert (response.json()["account"], response.json()["contacts"]) == (None, [None])
+
+
+def test_a_leaders_session_writes_and_a_csms_only_reads(leader_api, client, csm_user, account_a, ann):
+    created = leader_api.post(URL, body(external_id="t-new"), format="json")
+    assert created.status_code == 201, created.content
+    assert stored(Touch.objects.get(external_id="t-new"))[7] == "api"
+
+    client.force_login(csm_user)
+    assert [row["external_id"] for row in client.get(URL).json()["results"]] == ["t-new"]
+    refused = client.patch(detail("t-new"), {"subject": "Mine"}, content_type="application/json")
+    assert refused.status_code == 403
+    assert Touch.objects.get(external_id="t-new").subject == "Quarterly review"
