@@ -33,6 +33,12 @@ class TouchSerializer(SyncedSerializer):
         help_text="External ids of the account's contacts who took part. Given, it replaces the list; "
         "left out, the list stays as it is.",
     )
+    sentiment = serializers.ChoiceField(
+        choices=Touch.Sentiment.choices,
+        required=False,
+        allow_null=True,
+        help_text="-1 negative, 0 neutral, 1 positive.",
+    )
     source = serializers.ChoiceField(
         choices=Touch.Source.choices,
         read_only=True,
@@ -58,7 +64,6 @@ class TouchSerializer(SyncedSerializer):
         ]
         extra_kwargs = {
             "occurred_at": {"help_text": "When it happened (ISO 8601); at most a few minutes in the future."},
-            "sentiment": {"help_text": "-1 negative, 0 neutral, 1 positive."},
         }
 
 
