@@ -74,6 +74,8 @@ class RequiredWithoutId:
 
 
 class PlanTargetSerializer(RequiredWithoutId, serializers.ModelSerializer):
+    """A measurable target of a goal: progress runs from its baseline to its target value, up or down."""
+
     id = part_id("target")
     current_value = serializers.DecimalField(
         max_digits=18,
@@ -114,6 +116,8 @@ class PlanTargetSerializer(RequiredWithoutId, serializers.ModelSerializer):
 
 
 class PlanInitiativeSerializer(RequiredWithoutId, serializers.ModelSerializer):
+    """Work that moves a goal forward."""
+
     id = part_id("initiative")
     owner = Reference(key="username", scoped=False, required=False, allow_null=True, help_text="A username.")
     completed_at = serializers.DateTimeField(read_only=True, allow_null=True)
@@ -130,6 +134,8 @@ class PlanInitiativeSerializer(RequiredWithoutId, serializers.ModelSerializer):
 
 
 class PlanGoalSerializer(RequiredWithoutId, serializers.ModelSerializer):
+    """A goal of a success plan, with its targets and initiatives."""
+
     id = part_id("goal")
     targets = PlanTargetSerializer(
         many=True,
@@ -169,6 +175,8 @@ class PlanGoalSerializer(RequiredWithoutId, serializers.ModelSerializer):
 
 
 class SuccessPlanSerializer(SyncedSerializer):
+    """A customer's success plan: its goals, their measurable targets and the initiatives that reach them."""
+
     account = Reference(model=Account, help_text="The account's external id.")
     owner = Reference(
         key="username",
@@ -225,6 +233,8 @@ class SuccessPlanSerializer(SyncedSerializer):
 
 
 class TargetReadingSerializer(serializers.ModelSerializer):
+    """One reading of a target; the target's current value is its latest reading."""
+
     target = serializers.IntegerField(source="target_id", read_only=True, help_text="The target's id.")
     recorded_by = serializers.CharField(
         source="recorded_by.username", read_only=True, allow_null=True, help_text="Who recorded it (a username)."
@@ -237,6 +247,8 @@ class TargetReadingSerializer(serializers.ModelSerializer):
 
 
 class TargetReadingInputSerializer(serializers.Serializer):
+    """A reading to record."""
+
     target = serializers.IntegerField(min_value=1, max_value=MAX_INT, help_text="The id of a target of this plan.")
     value = serializers.DecimalField(max_digits=18, decimal_places=4)
     measured_at = serializers.DateTimeField(

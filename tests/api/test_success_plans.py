@@ -10,6 +10,8 @@ from django.utils import timezone
 
 from success_plans.models import Goal, Initiative, SuccessPlan, Target, TargetMeasurement
 from tests import factories
+from tests.api.conftest import key_client
+from tests.api.test_concurrency import race
 
 pytestmark = pytest.mark.django_db
 URL = "/api/v1/success-plans/"
@@ -598,3 +600,21 @@ def test_the_readings_list_runs_a_fixed_number_of_queries(client_a, plan_a):
     listed = client_a.get(f"{URL}p-1/measurements/").json()["results"]
     assert len(listed) == 30
     assert listed[-1] == {**listed[-1], "value": "29.0000", "recorded_by": "lee", "source": "workspace"}
+
+
+# --- concurrency ---------------------------------------------------------------------------------
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="SQLite admits one writer at a time: no race to test")
+def test_concurrent_puts_of_one_plan_make_one_plan_with_one_set_of_parts(partner_a):
+    # Transactional tests may run after another one emptied the tables the migrations seed (tiers, roles).
+    factories.AccountFactory(external_id="a-001", partner=partner_a, tier=factories.TierFactory())
+    factories.UserFactory(username="priya")
+    clients = [key_client(partner_a) for _ in range(4)]
+
+    responses = race([lambda c=c: c.put(f"{URL}race-1/", plan_body(), format="json") for c in clients])
+
+    assert sorted(getattr(r, "status_code", repr(r)) for r in responses) == [200, 200, 200, 201]
+    assert counts() == {"SuccessPlan": 1, "Goal": 2, "Target": 2, "Initiative": 2, "TargetMeasurement": 1}
+    assert {r.json()["id"] for r in responses} == {SuccessPlan.objects.get().pk}
