@@ -103,7 +103,8 @@ def _first(fields: dict[str, list[str]]) -> str:
 
 
 def exception_handler(exc, context):
-    """Every error as the one shape above; database errors that slip past validation are 400/409, never 500."""
+    """Every error as the one shape above; database errors and out-of-range values that slip past
+    validation are 400/409, never 500."""
     headers = {}
     if isinstance(exc, BatchError):
         return Response(error_body("invalid", exc.detail, items=exc.items), status=exc.status_code)
@@ -113,6 +114,11 @@ def exception_handler(exc, context):
     if isinstance(exc, DjangoValidationError):
         fields = domain_fields(exc)
         return Response(error_body("invalid", _first(fields), fields=fields), status=400)
+    if isinstance(exc, OverflowError):
+        # A date-time or number from the request beyond what Python or the database can hold (a
+        # filter's 9999-12-31T23:59:59-23:00 is past year 9999 in UTC): the input's fault.
+        logger.info("API request with a value out of range: %s", exc)
+        exc = exceptions.ValidationError({"non_field_errors": [_("A value is out of range.")]})
     if isinstance(exc, RequestDataTooBig):
         exc = PayloadTooLarge()
     if isinstance(exc, Http404):

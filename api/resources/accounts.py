@@ -1,9 +1,10 @@
 """accounts/: customers, by external id."""
 
+from django.utils.translation import gettext as _
 from drf_spectacular.utils import extend_schema_view
-from rest_framework import serializers
+from rest_framework import exceptions, serializers
 
-from accounts.filters import AccountFilterSet
+from accounts.filters import MINE, NONE, AccountFilterSet
 from accounts.models import Account, Partner, Tier, TierAssignment
 from accounts.services import accounts_check, accounts_save
 
@@ -55,6 +56,12 @@ class ApiAccountFilterSet(AccountFilterSet):
 
     def filter_queryset(self, queryset):
         return super(AccountFilterSet, self).filter_queryset(queryset)
+
+    def filter_owner(self, queryset, name: str, value: str):
+        # The form field takes any str.isdigit() text ("²" too); a user id is a few ASCII digits.
+        if value not in (MINE, NONE) and not (value.isascii() and value.isdigit() and len(value) <= 18):
+            raise exceptions.ValidationError({"owner": [_("A user id, “mine” or “none”.")]})
+        return super().filter_owner(queryset, name, value)
 
 
 @extend_schema_view(**synced_resource_schema("account", AccountSerializer))

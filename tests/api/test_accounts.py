@@ -410,3 +410,11 @@ def test_user_without_role_is_403_and_anonymous_is_401(outsider, account_a):
     assert anonymous.status_code == 401
     assert anonymous.json()["error"]["code"] == "not_authenticated"
     assert anonymous["WWW-Authenticate"] == 'Bearer realm="api"'
+
+
+def test_a_bulk_of_one_bad_item_still_lists_items(client_a, account_b):
+    response = client_a.post(f"{URL}bulk/", [{"external_id": "b-001", "name": "Theirs"}], format="json")
+    assert response.status_code == 400
+    error = response.json()["error"]
+    assert [(item["index"], item["error"]["code"]) for item in error["items"]] == [(0, "conflict")]
+    assert row_of("b-001")["name"] == "Bravo"

@@ -8,19 +8,38 @@ import threading
 from collections import Counter
 
 import pytest
+from django.contrib.contenttypes.models import ContentType
 from django.db import connection, connections
 
-from accounts.models import Account, TierAssignment
+from accounts.models import Account, Partner, TierAssignment
 from api.models import IdempotencyKey
+from tests import factories
 from tests.api.conftest import key_client
 
 URL = "/api/v1/accounts/"
 THREADS = 6
 
-pytestmark = [
-    pytest.mark.django_db(transaction=True),
-    pytest.mark.skipif(connection.vendor != "postgresql", reason="SQLite admits one writer at a time: no race to test"),
-]
+pytestmark = pytest.mark.skipif(
+    connection.vendor != "postgresql", reason="SQLite admits one writer at a time: no race to test"
+)
+
+
+@pytest.fixture
+def rows_kept(django_db_blocker):
+    """The rows the database held (those the migrations seed), put back after the test: the threads
+    need committed rows, so the test runs on a transactional database, whose teardown empties every
+    table. Asked for before `transactional_db`, it is set up before it and torn down after it."""
+    with django_db_blocker.unblock():
+        saved = connection.creation.serialize_db_to_string()
+    yield
+    with django_db_blocker.unblock():
+        ContentType.objects.all().delete()  # made again with new ids by the flush; the saved ones come back
+        connection.creation.deserialize_db_from_string(saved)
+
+
+@pytest.fixture
+def partner(rows_kept, transactional_db):
+    return factories.PartnerFactory(name="Racing partner", scope=Partner.Scope.OWN)
 
 
 def race(requests) -> list:
@@ -45,20 +64,20 @@ def race(requests) -> list:
     return results
 
 
-def test_concurrent_puts_of_one_external_id_make_one_account(partner_a):
-    clients = [key_client(partner_a) for _ in range(THREADS)]
+def test_concurrent_puts_of_one_external_id_make_one_account(partner):
+    clients = [key_client(partner) for _ in range(THREADS)]
     body = {"name": "Raced", "tier": "high-touch", "tier_locked": True}
     responses = race([lambda c=c: c.put(f"{URL}race-1/", body, format="json") for c in clients])
     statuses = sorted(r.status_code if hasattr(r, "status_code") else repr(r) for r in responses)
     assert statuses == [200] * (THREADS - 1) + [201]
     account = Account.objects.get()
-    assert (account.external_id, account.name, account.partner_id) == ("race-1", "Raced", partner_a.pk)
+    assert (account.external_id, account.name, account.partner_id) == ("race-1", "Raced", partner.pk)
     assert TierAssignment.objects.filter(account=account).count() == 1
     assert {r.json()["id"] for r in responses} == {account.pk}
 
 
-def test_concurrent_bulks_with_overlapping_ids(partner_a):
-    clients = [key_client(partner_a) for _ in range(THREADS)]
+def test_concurrent_bulks_with_overlapping_ids(partner):
+    clients = [key_client(partner) for _ in range(THREADS)]
     keys = [f"bulk-{i}" for i in range(10)]
 
     def items(order):
@@ -77,8 +96,8 @@ def test_concurrent_bulks_with_overlapping_ids(partner_a):
     assert created == dict.fromkeys(keys, 1)
 
 
-def test_concurrent_retries_with_one_idempotency_key_write_once(partner_a):
-    clients = [key_client(partner_a) for _ in range(THREADS)]
+def test_concurrent_retries_with_one_idempotency_key_write_once(partner):
+    clients = [key_client(partner) for _ in range(THREADS)]
     body = {"external_id": "idem-1", "name": "Once"}
     responses = race(
         [lambda c=c: c.post(URL, body, format="json", headers={"Idempotency-Key": "same-key"}) for c in clients]
@@ -90,8 +109,8 @@ def test_concurrent_retries_with_one_idempotency_key_write_once(partner_a):
     assert len({r.content for r in responses}) == 1
 
 
-def test_concurrent_creates_of_one_external_id_are_one_201_and_conflicts(partner_a):
-    clients = [key_client(partner_a) for _ in range(THREADS)]
+def test_concurrent_creates_of_one_external_id_are_one_201_and_conflicts(partner):
+    clients = [key_client(partner) for _ in range(THREADS)]
     body = {"external_id": "create-1", "name": "First wins"}
     responses = race([lambda c=c: c.post(URL, body, format="json") for c in clients])
     assert sorted(getattr(r, "status_code", repr(r)) for r in responses) == [201] + [409] * (THREADS - 1)
