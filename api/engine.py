@@ -12,6 +12,7 @@ optionally, `delete_objects`. Everything else is here, once:
 - Concurrent writers of the same external id wait for each other (`csm.db.lock_keys`), so two clients
   upserting one id at the same moment make one object and see no error.
 - A tombstone stays deleted unless the body says `"deleted": false`.
+- An item that changes nothing writes nothing: an identical PUT keeps `updated_at`, so syncs stay quiet.
 """
 
 from __future__ import annotations
