@@ -284,6 +284,19 @@ class ApiAutoSchema(AutoSchema):
                 responses[str(code)] = self._get_response_for_code(response, str(code), direction=direction)
         return dict(sorted(responses.items()))
 
+    def _get_filter_parameters(self):
+        """The filters a list applies: a FilterSet may drop some of its class's filters when made."""
+        parameters = super()._get_filter_parameters()
+        filterset_class = getattr(self.view, "filterset_class", None)
+        if filterset_class is None or not parameters:
+            return parameters
+        try:
+            applied = set(filterset_class(data={}, request=None).filters)
+        except Exception:
+            return parameters
+        dropped = set(filterset_class.base_filters) - applied
+        return [p for p in parameters if p.get("name") not in dropped]
+
     def _map_serializer_field(self, field, direction, bypass_extensions=False):
         if isinstance(field, serializers.ChoiceField) and field.read_only and not field.allow_blank:
             # DRF drops allow_blank from read-only fields, but a blank model value is still rendered as "".
