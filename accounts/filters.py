@@ -68,7 +68,8 @@ class OwnerChoiceField(ChoiceField):
     though the select offers only the workspace's people."""
 
     def valid_value(self, value) -> bool:
-        return value in (MINE, NONE) or str(value).isdigit()
+        # ASCII digits only: str.isdigit() also accepts "²", which int() refuses.
+        return value in (MINE, NONE) or (str(value).isascii() and str(value).isdigit() and len(str(value)) < 19)
 
 
 class OwnerFilter(django_filters.ChoiceFilter):

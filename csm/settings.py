@@ -250,6 +250,13 @@ REST_FRAMEWORK = {
     "EXCEPTION_HANDLER": "api.errors.exception_handler",
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
 }
+# The cache keeps the API's throttle counts. Set CACHE_URL (redis://…) when several processes serve the
+# API, so they share one count per partner; without it each process counts on its own.
+CACHE_URL = os.environ.get("CACHE_URL", "")
+if CACHE_URL:
+    if not CACHE_URL.startswith(("redis://", "rediss://", "unix://")):
+        raise ImproperlyConfigured(f"CACHE_URL={CACHE_URL!r} must be a redis:// URL.")
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": CACHE_URL}}
 # Requests a minute per partner key (or signed-in user) when the partner sets no limit of its own.
 CSM_API_RATE_PER_MINUTE = env_count("CSM_API_RATE_PER_MINUTE", 600)
 # Largest request body the API reads; a bigger one is refused with 413 before it is parsed.

@@ -59,9 +59,27 @@ def test_broker_turns_off_eager_mode():
         ({"CSM_GROSS_MARGIN": "abc"}, "CSM_GROSS_MARGIN='abc' is not a number"),
         ({"CSM_GROSS_MARGIN": "1.5"}, "must be greater than 0 and at most 1"),
         ({"CSM_CURRENCY": "euro"}, "three-letter ISO 4217 code"),
+        ({"CACHE_URL": "memcached://x"}, "must be a redis:// URL"),
+        ({"CSM_API_RATE_PER_MINUTE": "0"}, "must be a whole number, 1 or more"),
     ],
 )
 def test_malformed_values_fail_loudly(env, message):
     result = load_settings(**env)
     assert result.returncode != 0
     assert message in result.stderr
+
+
+def test_a_cache_url_shares_the_throttle_counts_through_redis():
+    code = (
+        "import django; from django.conf import settings; django.setup();"
+        "print(settings.CACHES['default']['BACKEND'], settings.CACHES['default']['LOCATION'])"
+    )
+    clean = {k: v for k, v in os.environ.items() if k not in {"DEBUG", "SECRET_KEY", "DATABASE_URL"}}
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=ROOT,
+        env={**clean, "DJANGO_SETTINGS_MODULE": "csm.settings", "CACHE_URL": "redis://127.0.0.1:6379/3"},
+        capture_output=True,
+        text=True,
+    )
+    assert result.stdout.split() == ["django.core.cache.backends.redis.RedisCache", "redis://127.0.0.1:6379/3"]
