@@ -613,9 +613,23 @@ def touches_check(
                 occurred_at = timezone.make_aware(occurred_at)
             if occurred_at > latest_allowed:
                 _add_error(errors, index, "occurred_at", _("A touch cannot be logged in the future."))
-    for index, given in enumerate(contacts or []):
-        touch = touches[index]
-        if given is None or touch.account_id is None:
+    # A touch moved to another account keeps the contacts it has unless new ones are given: they must
+    # belong to its new account too (one query for the batch).
+    kept = [
+        index
+        for index, touch in enumerate(touches)
+        if touch.pk is not None and touch.account_id is not None and (contacts is None or contacts[index] is None)
+    ]
+    current: dict[int, list[Contact]] = {}
+    for chunk in _chunks(kept):
+        links = Touch.contacts.through.objects.filter(touch_id__in=[touches[i].pk for i in chunk])
+        for link in links.select_related("contact"):
+            current.setdefault(link.touch_id, []).append(link.contact)
+    for index, touch in enumerate(touches):
+        given = contacts[index] if contacts is not None else None
+        if given is None:
+            given = current.get(touch.pk, []) if touch.pk is not None else []
+        if touch.account_id is None:
             continue
         strangers = [str(c.name) for c in given if c.account_id != touch.account_id]
         if strangers:

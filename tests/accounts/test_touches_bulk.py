@@ -256,3 +256,19 @@ class TestSingleTouch:
         saved = touch_save(touch=touch(account, 2), contacts=[ann])
         assert contact_names(saved) == {"Ann"}
         assert last_touch_at(account) == ago(2)
+
+
+def test_a_touch_moved_to_another_account_cannot_keep_contacts_of_the_first():
+    first, second = factories.AccountFactory(), factories.AccountFactory()
+    contact = factories.ContactFactory(account=first, name="Dana")
+    touch = factories.TouchFactory(account=first)
+    touch.contacts.set([contact])
+    touch.account = second
+    with pytest.raises(DomainError) as raised:
+        touches_save(touches=[touch])
+    assert raised.value.message_dict == {"contacts": ["Not contacts of this account: Dana."]}
+    assert Touch.objects.get(pk=touch.pk).account_id == first.pk
+    # Given new contacts (none here), the move goes through.
+    touches_save(touches=[touch], contacts=[[]])
+    assert Touch.objects.get(pk=touch.pk).account_id == second.pk
+    assert list(touch.contacts.all()) == []
