@@ -3,6 +3,34 @@ import pytest
 from tests import factories
 
 
+def _transactional(item) -> bool:
+    """Whether the test runs on a transactional database (threads, a live server, other processes)."""
+    marker = item.get_closest_marker("django_db")
+    marked = marker is not None and (marker.kwargs.get("transaction") or (marker.args and marker.args[0]))
+    return bool(marked) or "transactional_db" in getattr(item, "fixturenames", ())
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_teardown(item, nextitem):
+    """A test on a transactional database commits, so its teardown empties every table, the rows the
+    migrations seed (roles, tiers, the health model, alert rules, playbooks) included, and makes the content
+    types and permissions again with new ids. Put the seeded rows back, as they were, for the tests after."""
+    try:
+        return (yield)
+    finally:
+        if nextitem is not None and _transactional(item):
+            from django.contrib.contenttypes.models import ContentType
+            from django.db import connections
+            from pytest_django.plugin import blocking_manager_key
+
+            with item.config.stash[blocking_manager_key].unblock():
+                for connection in connections.all():
+                    seeded = getattr(connection, "_test_serialized_contents", None)
+                    if seeded:
+                        ContentType.objects.using(connection.alias).all().delete()  # their permissions go too
+                        connection.creation.deserialize_db_from_string(seeded)
+
+
 @pytest.fixture
 def csm(db):
     return factories.UserFactory(username="casey")

@@ -8,7 +8,6 @@ import threading
 from collections import Counter
 
 import pytest
-from django.contrib.contenttypes.models import ContentType
 from django.db import connection, connections
 
 from accounts.models import Account, Partner, TierAssignment
@@ -25,20 +24,7 @@ pytestmark = pytest.mark.skipif(
 
 
 @pytest.fixture
-def rows_kept(django_db_blocker):
-    """The rows the database held (those the migrations seed), put back after the test: the threads
-    need committed rows, so the test runs on a transactional database, whose teardown empties every
-    table. Asked for before `transactional_db`, it is set up before it and torn down after it."""
-    with django_db_blocker.unblock():
-        saved = connection.creation.serialize_db_to_string()
-    yield
-    with django_db_blocker.unblock():
-        ContentType.objects.all().delete()  # made again with new ids by the flush; the saved ones come back
-        connection.creation.deserialize_db_from_string(saved)
-
-
-@pytest.fixture
-def partner(rows_kept, transactional_db):
+def partner(transactional_db):
     return factories.PartnerFactory(name="Racing partner", scope=Partner.Scope.OWN)
 
 

@@ -9,8 +9,6 @@ import sys
 from pathlib import Path
 
 import pytest
-from django.contrib.contenttypes.models import ContentType
-from django.db import connection
 from drf_spectacular.generators import SchemaGenerator
 from drf_spectacular.renderers import OpenApiJsonRenderer
 
@@ -57,22 +55,7 @@ def generated(tmp_path_factory):
             del sys.modules[name]
 
 
-@pytest.fixture(scope="module")
-def rows_kept(django_db_setup, django_db_blocker):
-    """What the database holds (the rows the migrations seed), put back once the module's test is done.
-
-    The live server reads committed rows, so the test runs on a transactional database, whose teardown
-    empties every table and lets the content types and permissions be made again with new ids. A
-    module fixture is set up before the test's database fixture and torn down after it."""
-    with django_db_blocker.unblock():
-        saved = connection.creation.serialize_db_to_string()
-    yield
-    with django_db_blocker.unblock():
-        ContentType.objects.all().delete()  # and their permissions: the saved ones come back with their ids
-        connection.creation.deserialize_db_from_string(saved)
-
-
-def test_a_generated_client_syncs_accounts(rows_kept, transactional_db, generated, live_server):
+def test_a_generated_client_syncs_accounts(transactional_db, generated, live_server):
     from partner_api_client import AuthenticatedClient
     from partner_api_client.api.accounts import (
         accounts_create,

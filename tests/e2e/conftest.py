@@ -39,24 +39,6 @@ def pytest_collection_modifyitems(items):
             item.add_marker(pytest.mark.e2e)
 
 
-@pytest.hookimpl(wrapper=True)
-def pytest_runtest_teardown(item, nextitem):
-    """A live-server test commits, so its teardown empties every table, the rows the migrations seed
-    (roles, tiers, the health model, alert rules, playbooks) included. Put those back for the tests after."""
-    try:
-        return (yield)
-    finally:
-        if nextitem is not None and not _is_e2e(nextitem):
-            from django.db import connections
-            from pytest_django.plugin import blocking_manager_key
-
-            with item.config.stash[blocking_manager_key].unblock():
-                for connection in connections.all():
-                    seeded = getattr(connection, "_test_serialized_contents", None)
-                    if seeded:
-                        connection.creation.deserialize_db_from_string(seeded)
-
-
 @pytest.fixture(scope="package")
 def browser(django_db_setup, django_db_blocker):
     """One headless chromium for the package. Missing chromium fails in CI and skips elsewhere."""
