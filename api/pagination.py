@@ -58,18 +58,23 @@ class SyncPagination(BasePagination):
             raise exceptions.ValidationError({"limit": [_("A whole number from 1 to %(max)s.") % {"max": MAX_LIMIT}]})
         return int(raw)
 
+    # The keyset: a date-time field then the id, ascending (the sync order) or descending.
+    ordering_field = "updated_at"
+    descending = False
+
     def paginate_queryset(self, queryset, request, view=None):
         self.request = request
         limit = self.limit(request)
-        queryset = queryset.order_by("updated_at", "pk")
+        field, sign, after = self.ordering_field, "-" if self.descending else "", "lt" if self.descending else "gt"
+        queryset = queryset.order_by(f"{sign}{field}", f"{sign}pk")
         token = request.query_params.get(self.cursor_query_param)
         if token:
             when, pk = decode_cursor(token)
-            queryset = queryset.filter(Q(updated_at__gt=when) | Q(updated_at=when, pk__gt=pk))
+            queryset = queryset.filter(Q(**{f"{field}__{after}": when}) | Q(**{field: when, f"pk__{after}": pk}))
         rows = list(queryset[: limit + 1])
         self.has_next = len(rows) > limit
         rows = rows[:limit]
-        self.next_cursor = encode_cursor(rows[-1].updated_at, rows[-1].pk) if self.has_next else None
+        self.next_cursor = encode_cursor(getattr(rows[-1], field), rows[-1].pk) if self.has_next else None
         return rows
 
     def next_link(self) -> str | None:

@@ -9,6 +9,7 @@ usage is metrics' data, and metrics builds on this app.
 """
 
 import datetime
+import functools
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -860,18 +861,7 @@ def _prepare_goals(batch: _Batch, specs: list[list[GoalSpec] | None]) -> None:
             goal = goal or Goal(plan=plan)
             goal.title, goal.description, goal.priority = spec.title, spec.description, spec.priority
             goal.due_date, goal.status, goal.order = spec.due_date, spec.status, position
-            if spec.status in GoalStatus.values and (spec.status != old_status or spec.status_reason is not UNSET):
-                try:
-                    achieved_at, goal.status_reason = _goal_status_fields(
-                        status=spec.status, reason=spec.status_reason or ""
-                    )
-                except DomainError as error:
-                    for name, messages in error.message_dict.items():
-                        for message in messages:
-                            add(f"{path}.{name}", message)
-                else:
-                    if spec.status != old_status:
-                        goal.achieved_at = achieved_at
+            _apply_status(goal, spec, old_status, GoalStatus.values, "achieved_at", _goal_status_fields, path, add)
             batch.parts[Goal].append(_Part(goal, index, path, stored))
             if spec.targets is not None:
                 _prepare_targets(batch, index, path, goal, spec.targets, children[Target].get(goal.pk, []), add, now)
@@ -944,19 +934,25 @@ def _prepare_initiatives(
         initiative = initiative or Initiative(goal=goal)
         initiative.title, initiative.owner_id, initiative.due_date = spec.title, spec.owner_id, spec.due_date
         initiative.status, initiative.order = spec.status, position
-        if spec.status in InitiativeStatus.values and (spec.status != old_status or spec.status_reason is not UNSET):
-            try:
-                completed_at, initiative.status_reason = _initiative_status_fields(
-                    status=spec.status, reason=spec.status_reason or "", now=now
-                )
-            except DomainError as error:
-                for name, messages in error.message_dict.items():
-                    for message in messages:
-                        add(f"{path}.{name}", message)
-            else:
-                if spec.status != old_status:
-                    initiative.completed_at = completed_at
+        rule = functools.partial(_initiative_status_fields, now=now)
+        _apply_status(initiative, spec, old_status, InitiativeStatus.values, "completed_at", rule, path, add)
         batch.parts[Initiative].append(_Part(initiative, index, path, stored))
+
+
+def _apply_status(part, spec, old_status: str | None, statuses, stamp: str, rule, path: str, add) -> None:
+    """Give a goal or initiative the status its spec asks for, by the status rule of its kind (`rule`
+    returns the `stamp` field's value and the reason); the rule's errors are reported under `path`."""
+    if spec.status not in statuses or (spec.status == old_status and spec.status_reason is UNSET):
+        return
+    try:
+        stamped, part.status_reason = rule(status=spec.status, reason=spec.status_reason or "")
+    except DomainError as error:
+        for name, messages in error.message_dict.items():
+            for message in messages:
+                add(f"{path}.{name}", message)
+    else:
+        if spec.status != old_status:
+            setattr(part, stamp, stamped)
 
 
 def plans_check(

@@ -15,39 +15,13 @@ from accounts.models import Partner, PartnerKey
 from csm.exceptions import DomainError
 from metrics.history import check_month_range, parse_month
 from metrics.models import RevenueMonth
+from metrics.services.revenue import ROW_FIGURES
 
 from ..engine import ApiView, Output
 from ..permissions import ApiAccess
 from ..schema import errors
 
 SegmentKind = RevenueMonth.SegmentKind
-FIGURES = [
-    "start_mrr",
-    "new_mrr",
-    "reactivation_mrr",
-    "expansion_mrr",
-    "upsell_mrr",
-    "cross_sell_mrr",
-    "contraction_mrr",
-    "churned_mrr",
-    "end_mrr",
-    "start_accounts",
-    "new_accounts",
-    "reactivated_accounts",
-    "expanding_accounts",
-    "contracting_accounts",
-    "churned_accounts",
-    "end_accounts",
-    "grr",
-    "nrr",
-    "logo_churn_rate",
-    "gross_revenue_churn_rate",
-    "net_revenue_churn_rate",
-    "quick_ratio",
-    "arpa",
-    "trailing_nrr",
-    "trailing_grr",
-]
 
 
 @extend_schema_field({"type": "string", "pattern": r"^\d{4}-\d{2}$", "example": "2026-01"})
@@ -63,7 +37,7 @@ class RevenueMonthSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = RevenueMonth
-        fields = ["month", "segment_kind", "segment", *FIGURES]
+        fields = ["month", "segment_kind", "segment", *ROW_FIGURES]
         read_only_fields = fields
 
 

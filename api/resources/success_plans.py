@@ -13,7 +13,7 @@ from typing import Any
 import django_filters
 from django.contrib.auth import get_user_model
 from django.db import transaction
-from django.db.models import Prefetch, Q
+from django.db.models import Prefetch
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy, ngettext
@@ -42,7 +42,7 @@ from success_plans.services import (
 from ..engine import MAX_INT, Output, Reference, Row, SyncedSerializer, SyncedViewSet
 from ..errors import BatchError, ItemError, PayloadTooLarge, field_messages
 from ..idempotency import idempotent
-from ..pagination import SyncPagination, decode_cursor, encode_cursor
+from ..pagination import SyncPagination
 from ..schema import IDEMPOTENCY_KEY, errors, synced_resource_schema
 
 Source = TargetMeasurement.Source
@@ -270,19 +270,8 @@ class SuccessPlanFilterSet(django_filters.FilterSet):
 class ReadingPagination(SyncPagination):
     """Readings newest first, (measured_at, id) descending, with the same cursor and limit as the lists."""
 
-    def paginate_queryset(self, queryset, request, view=None):
-        self.request = request
-        limit = self.limit(request)
-        queryset = queryset.order_by("-measured_at", "-pk")
-        token = request.query_params.get(self.cursor_query_param)
-        if token:
-            when, pk = decode_cursor(token)
-            queryset = queryset.filter(Q(measured_at__lt=when) | Q(measured_at=when, pk__lt=pk))
-        rows = list(queryset[: limit + 1])
-        self.has_next = len(rows) > limit
-        rows = rows[:limit]
-        self.next_cursor = encode_cursor(rows[-1].measured_at, rows[-1].pk) if self.has_next else None
-        return rows
+    ordering_field = "measured_at"
+    descending = True
 
 
 class PlanOutput(Output):

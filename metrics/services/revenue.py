@@ -42,6 +42,9 @@ COUNTS = (
     "end_accounts",
 )
 TRAILING = ("trailing_nrr", "trailing_grr")
+RATES = ("grr", "nrr", "logo_churn_rate", "gross_revenue_churn_rate", "net_revenue_churn_rate", "quick_ratio", "arpa")
+# Every figure a RevenueMonth row stores, in the order it is shown.
+ROW_FIGURES = (*FIGURES, *COUNTS, *RATES, *TRAILING)
 # The count each kind of movement adds one to.
 KIND_COUNT = {
     "new": "new_accounts",
@@ -137,16 +140,7 @@ def revenue_recompute(*, first: datetime.date | None = None, last: datetime.date
         rows,
         unique_fields=["month", "segment_kind", "segment"],
         update_fields=[
-            *FIGURES,
-            *COUNTS,
-            "grr",
-            "nrr",
-            "logo_churn_rate",
-            "gross_revenue_churn_rate",
-            "net_revenue_churn_rate",
-            "quick_ratio",
-            "arpa",
-            *TRAILING,
+            *ROW_FIGURES,
             "updated_at",
         ],
     )
