@@ -139,14 +139,12 @@ def combine(*, model: HealthModel, raw_values: dict[int, Decimal | None]) -> Sco
     if total_weight <= 0:
         return None
     weighted = Decimal(0)
-    explained = []
+    explained = []  # what each component gave; its thresholds stay with the model version
     for component, raw in measured:
         entry = {
             "kind": component.kind,  # readers name it in the reader's language (selectors.health.kind_label)
             "metric": component.metric,
             "per_metric": component.per_metric,
-            "bad": float(component.bad),
-            "good": float(component.good),
             "raw": None,
             "score": None,
             "weight": 0.0,
