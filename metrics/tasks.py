@@ -11,17 +11,14 @@ import datetime
 from celery import chain, chord, shared_task
 from django.conf import settings
 from django.db import DatabaseError, InterfaceError
-from django.db.models import Max, Min
 from django.utils import timezone
 
-from accounts.models import Account
 from accounts.services import account_mrr_refresh, recompute_batch, tier_rules_apply
 from metrics.services.alerts import alerts_evaluate
-from metrics.services.health import day_bounds, health_recompute_reported
+from metrics.services.health import CHUNK_SIZE, day_bounds, health_recompute_reported, id_ranges
 from metrics.services.revenue import revenue_recompute
 from metrics.services.targets import targets_follow_usage
 
-CHUNK_SIZE = 5000
 # Back-off stays far below the broker's visibility timeout (an hour), or a retried task is delivered twice.
 RETRYING = {
     "autoretry_for": (DatabaseError, InterfaceError),
@@ -43,14 +40,6 @@ def _moment(on: str | None) -> datetime.datetime | None:
     if day is None or day >= timezone.localdate():
         return None
     return day_bounds(day)[0]
-
-
-def id_ranges(chunk_size: int = CHUNK_SIZE) -> list[tuple[int, int]]:
-    """Half-open account id ranges [low, high) covering every account, `chunk_size` ids wide."""
-    bounds = Account.objects.aggregate(low=Min("pk"), high=Max("pk"))
-    if bounds["low"] is None:
-        return []
-    return [(low, low + chunk_size) for low in range(bounds["low"], bounds["high"] + 1, chunk_size)]
 
 
 @shared_task(**RETRYING)

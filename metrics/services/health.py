@@ -22,6 +22,7 @@ from django.db.models import (
     F,
     FloatField,
     Max,
+    Min,
     OuterRef,
     Q,
     Subquery,
@@ -61,6 +62,17 @@ class HealthModelUnusable(DomainError):
     NO_ACTIVE_MODEL = "no-active-health-model"
     NO_WEIGHT = "health-model-without-weight"
     CODES = (NO_ACTIVE_MODEL, NO_WEIGHT)
+
+
+CHUNK_SIZE = 5000  # accounts scored together: a chunk's rows are all a recompute holds in memory
+
+
+def id_ranges(chunk_size: int = CHUNK_SIZE) -> list[tuple[int, int]]:
+    """Half-open account id ranges [low, high) covering every account, `chunk_size` ids wide."""
+    bounds = Account.objects.aggregate(low=Min("pk"), high=Max("pk"))
+    if bounds["low"] is None:
+        return []
+    return [(low, low + chunk_size) for low in range(bounds["low"], bounds["high"] + 1, chunk_size)]
 
 
 def account_scope(account_ids: Iterable[int] | None = None, id_range: tuple[int, int] | None = None) -> Q:
@@ -290,8 +302,14 @@ def health_recompute(
     that day's snapshot. Account.health_score / health_band then follow each account's latest snapshot.
     """
     on = on or timezone.localdate()
-    scope = account_scope(account_ids, id_range)
     model = active_health_model()
+    if account_ids is None and id_range is None:
+        # Every account, a chunk of ids at a time, so memory stays flat however many accounts there are.
+        return sum(_recompute_scope(on, account_scope(id_range=ids), model) for ids in id_ranges(CHUNK_SIZE))
+    return _recompute_scope(on, account_scope(account_ids, id_range), model)
+
+
+def _recompute_scope(on: datetime.date, scope: Q, model: HealthModel) -> int:
     scores = health_scores_on(on=on, scope=scope, model=model)
     stamp = timezone.now()
     rows = [

@@ -23,8 +23,9 @@ from metrics.models import (
     RevenueMonth,
     UsageRecord,
 )
+from metrics.services.health import id_ranges
 from metrics.services.usage import usage_records_upsert
-from metrics.tasks import id_ranges, nightly, nightly_workflow, recompute_accounts
+from metrics.tasks import nightly, nightly_workflow, recompute_accounts
 from success_plans.models import TargetMeasurement
 from tests import factories
 
@@ -361,3 +362,21 @@ class TestUsageLinkedTargets:
         assert target.current_value == Decimal(10)
         assert self.plan_progress(account, timezone.localdate()) == 0.2
         assert callbacks == []
+
+
+@pytest.mark.django_db
+def test_a_full_health_recompute_scores_chunk_by_chunk_as_one_pass_would(monkeypatch):
+    from metrics.services import health
+
+    accounts = [paying_account() for _ in range(5)]
+    factories.AccountFactory()  # no revenue: no snapshot
+    today = timezone.localdate()
+    assert health.health_recompute(on=today) == 5
+    one_pass = dict(HealthSnapshot.objects.filter(date=today).values_list("account_id", "score"))
+
+    HealthSnapshot.objects.all().delete()
+    monkeypatch.setattr(health, "CHUNK_SIZE", 2)  # three chunks of ids for six accounts
+    assert len(health.id_ranges(health.CHUNK_SIZE)) == 3
+    assert health.health_recompute(on=today) == 5
+    chunked = dict(HealthSnapshot.objects.filter(date=today).values_list("account_id", "score"))
+    assert chunked == one_pass and set(chunked) == {a.pk for a in accounts}
