@@ -318,10 +318,6 @@ class SyncedViewSet(ApiView, viewsets.GenericViewSet):
         fields = self.get_serializer().fields
         return {name: f for name, f in fields.items() if isinstance(f, Reference) and not f.read_only}
 
-    def output_references(self) -> list[str]:
-        fields = self.get_serializer().fields
-        return [f.source for f in fields.values() if isinstance(f, Reference) and not isinstance(f, ReferenceList)]
-
     def scoped_queryset(self) -> models.QuerySet:
         """Everything the viewer may see, tombstones included."""
         return self.model.objects.visible_to(self.viewer)
