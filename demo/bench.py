@@ -9,6 +9,7 @@ plan with a goal, a target and an initiative. Everything is drawn from per-accou
 """
 
 import datetime
+import importlib
 import multiprocessing
 import random
 import resource
@@ -47,6 +48,8 @@ class Figure:
     floor_seconds: float | None
     peak_mb: float
     floor_peak_mb: float | None
+    note: str = ""  # what the columns do not say: a rate, a percentile, queries per page
+    floor_sql: str = ""  # the floor's query (or how the floor was measured), printed under the table
 
     @property
     def ratio(self) -> float | None:
@@ -439,6 +442,18 @@ def month_bounds(today: datetime.date, months: int = 24) -> tuple[datetime.date,
     return datetime.date(year, month + 1, 1), last
 
 
+# Groups of figures `--only` selects, in the order they run: name -> "module.function", each called as
+# function(today=..., accounts=..., report=...) and returning a list of Figure.
+GROUPS = {
+    "engines": "demo.bench.run_figures",
+}
+
+
+def run_group(name: str, *, today: datetime.date, accounts: int, report: Callable[[str], None]) -> list[Figure]:
+    module, function = GROUPS[name].rsplit(".", 1)
+    return getattr(importlib.import_module(module), function)(today=today, accounts=accounts, report=report)
+
+
 def run_figures(*, today: datetime.date, accounts: int, report: Callable[[str], None]) -> list[Figure]:
     """Time each engine and its floor; returns the figures."""
     from metrics.services.alerts import alerts_evaluate
@@ -450,23 +465,25 @@ def run_figures(*, today: datetime.date, accounts: int, report: Callable[[str], 
     health_floor = sql_fetch_all(HEALTH_FLOOR, {"d": today})
     revenue_floor = sql_fetch_all(REVENUE_FLOOR, {"first": first, "last": last})
     size = f"{accounts:,} accounts"
+    both = f"{HEALTH_FLOOR.strip()}\n\n{REVENUE_FLOOR.strip()}"
     steps = [
-        ("health recompute (full)", size, lambda: health_recompute(on=today), health_floor),
-        ("revenue months (24)", size, lambda: revenue_recompute(first=first, last=last), revenue_floor),
-        ("alert evaluation", size, lambda: alerts_evaluate(on=today), health_floor),
+        ("health recompute (full)", size, lambda: health_recompute(on=today), health_floor, HEALTH_FLOOR),
+        ("revenue months (24)", size, lambda: revenue_recompute(first=first, last=last), revenue_floor, REVENUE_FLOOR),
+        ("alert evaluation", size, lambda: alerts_evaluate(on=today), health_floor, HEALTH_FLOOR),
         (
             "nightly chain",
             size,
             lambda: nightly_workflow(on=today.isoformat()).apply(),
             lambda: (health_floor(), revenue_floor()),
+            both,
         ),
     ]
     figures = []
-    for name, data_size, work, floor in steps:
+    for name, data_size, work, floor, floor_sql in steps:
         report(f"  measuring {name} …")
         floor_seconds, floor_peak = measure(floor)
         seconds, peak = measure(work)
-        figures.append(Figure(name, data_size, seconds, floor_seconds, peak, floor_peak))
+        figures.append(Figure(name, data_size, seconds, floor_seconds, peak, floor_peak, floor_sql=floor_sql.strip()))
     return figures
 
 

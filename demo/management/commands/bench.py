@@ -25,12 +25,19 @@ class Command(BaseCommand):
         parser.add_argument("--days", type=int, default=90, help="Days of usage per account (default 90).")
         parser.add_argument("--seed", type=int, default=1, help="Seed of the generators (default 1).")
         parser.add_argument("--today", help="The reference date, YYYY-MM-DD (default: today).")
+        parser.add_argument(
+            "--only",
+            default=",".join(bench.GROUPS),
+            help=f"Comma-separated groups of figures to measure (default: all of {', '.join(bench.GROUPS)}).",
+        )
         parser.add_argument("--reuse", action="store_true", help="Measure the data already loaded; load nothing.")
         parser.add_argument(
             "--yes", action="store_true", help="Replace existing accounts without asking (they are deleted)."
         )
 
-    def handle(self, *args, accounts: int, days: int, seed: int, today: str | None, reuse: bool, yes: bool, **opts):
+    def handle(
+        self, *args, accounts: int, days: int, seed: int, today: str | None, reuse: bool, yes: bool, only: str, **opts
+    ):
         if connection.vendor != "postgresql":
             raise CommandError("The benchmark needs PostgreSQL: set DATABASE_URL to a database of its own.")
         if not 1 <= accounts <= 10_000_000:
@@ -41,6 +48,12 @@ class Command(BaseCommand):
             day = datetime.date.fromisoformat(today) if today else timezone.localdate()
         except ValueError:
             raise CommandError(f"--today {today!r} is not a date (YYYY-MM-DD).") from None
+        groups = [name.strip() for name in only.split(",") if name.strip()]
+        unknown = [name for name in groups if name not in bench.GROUPS]
+        if unknown or not groups:
+            raise CommandError(
+                f"--only takes groups among {', '.join(bench.GROUPS)}; not {', '.join(unknown) or only!r}."
+            )
         say = self.stdout.write
         if not reuse:
             if Account.objects.exists() and not yes:
@@ -52,15 +65,20 @@ class Command(BaseCommand):
         counts = bench.bench_counts()
         say("Data: " + ", ".join(f"{name} {value:,}" for name, value in counts.items()))
         say("Measuring (each step and its floor in a process of its own) …")
-        figures = bench.run_figures(today=day, accounts=counts["accounts"], report=say)
+        figures = [
+            figure
+            for group in groups
+            for figure in bench.run_group(group, today=day, accounts=counts["accounts"], report=say)
+        ]
         say("")
-        say(f"{'figure':<26} {'data':>18} {'time s':>9} {'floor s':>9} {'ratio':>7} {'peak MB':>9} {'floor MB':>9}")
+        header = f"{'figure':<26} {'data':>18} {'time s':>9} {'floor s':>9} {'ratio':>7} {'peak MB':>9} {'floor MB':>9}"
+        say(f"{header}  note")
         for f in figures:
             ratio = f"{f.ratio:.1f}x" if f.ratio else "-"
             floor_mb = f"{f.floor_peak_mb:.0f}" if f.floor_peak_mb is not None else "-"
             say(
                 f"{f.name:<26} {f.size:>18} {f.seconds:>9.2f} {f.floor_seconds or 0:>9.2f} {ratio:>7} "
-                f"{f.peak_mb:>9.0f} {floor_mb:>9}"
+                f"{f.peak_mb:>9.0f} {floor_mb:>9}  {f.note}".rstrip()
             )
         say("")
         say(f"{'table':<28} {'rows':>12} {'table MB':>10} {'index MB':>10} {'MB per 1M rows':>16}")
@@ -70,5 +88,10 @@ class Command(BaseCommand):
             say(f"{table:<28} {rows:>12,} {table_mb:>10.1f} {index_mb:>10.1f} {per_million:>16.1f}")
         say("")
         say("Floor queries:")
-        say(bench.HEALTH_FLOOR.strip())
-        say(bench.REVENUE_FLOOR.strip())
+        printed: set[str] = set()
+        for f in figures:
+            for query in f.floor_sql.split("\n\n"):
+                if query and query not in printed:
+                    printed.add(query)
+                    say(query)
+                    say("")
