@@ -30,13 +30,24 @@ class Command(BaseCommand):
             default=",".join(bench.GROUPS),
             help=f"Comma-separated groups of figures to measure (default: all of {', '.join(bench.GROUPS)}).",
         )
+        parser.add_argument("--load-only", action="store_true", help="Load the data set and measure nothing.")
         parser.add_argument("--reuse", action="store_true", help="Measure the data already loaded; load nothing.")
         parser.add_argument(
             "--yes", action="store_true", help="Replace existing accounts without asking (they are deleted)."
         )
 
     def handle(
-        self, *args, accounts: int, days: int, seed: int, today: str | None, reuse: bool, yes: bool, only: str, **opts
+        self,
+        *args,
+        accounts: int,
+        days: int,
+        seed: int,
+        today: str | None,
+        reuse: bool,
+        yes: bool,
+        only: str,
+        load_only: bool,
+        **opts,
     ):
         if connection.vendor != "postgresql":
             raise CommandError("The benchmark needs PostgreSQL: set DATABASE_URL to a database of its own.")
@@ -62,6 +73,8 @@ class Command(BaseCommand):
             started = time.perf_counter()
             bench.bench_load(accounts=accounts, days=days, seed=seed, today=day, report=say)
             say(f"Loaded in {time.perf_counter() - started:.1f} s.")
+            if load_only:
+                return
         counts = bench.bench_counts()
         say("Data: " + ", ".join(f"{name} {value:,}" for name, value in counts.items()))
         say("Measuring (each step and its floor in a process of its own) …")
