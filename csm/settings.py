@@ -2,7 +2,8 @@
 
 With nothing set, the project runs in its embedded mode: SQLite file in the project folder, Celery
 tasks executed eagerly in-process, DEBUG on. Production sets DATABASE_URL, CELERY_BROKER_URL,
-SECRET_KEY, ALLOWED_HOSTS and DEBUG=0.
+SECRET_KEY, ALLOWED_HOSTS and DEBUG=0; it is served over HTTPS (CSM_HTTPS, on by default when DEBUG is
+off), and `manage.py check --deploy --fail-level WARNING` passes with those set.
 """
 
 import datetime
@@ -11,6 +12,7 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
 import dj_database_url
+from csp.constants import NONCE, NONE, SELF, UNSAFE_HASHES, UNSAFE_INLINE
 from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -98,6 +100,7 @@ INSTALLED_APPS = [
     "import_export",
     "django_htmx",
     "nested_admin",
+    "csp",
     "csm",
     "accounts",
     "success_plans",
@@ -108,6 +111,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "csp.middleware.CSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
@@ -193,15 +197,48 @@ LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "login"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 
-if not DEBUG:
+# --- Security ----------------------------------------------------------------------------------
+# Served over HTTPS (the default when DEBUG is off): plain HTTP is redirected, browsers are told to use
+# HTTPS only (HSTS), and cookies travel only over HTTPS. CSM_HTTPS=0 serves the production settings over
+# plain HTTP, e.g. a local stack on 127.0.0.1; `check --deploy` then warns, as it should.
+CSM_HTTPS = env_bool("CSM_HTTPS", not DEBUG)
+if CSM_HTTPS:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
     SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", True)
     SESSION_COOKIE_SECURE = True
     CSRF_COOKIE_SECURE = True
-    SECURE_HSTS_SECONDS = int(os.environ.get("SECURE_HSTS_SECONDS", "31536000"))
+    SECURE_HSTS_SECONDS = env_count("SECURE_HSTS_SECONDS", 31536000)
     SECURE_HSTS_INCLUDE_SUBDOMAINS = True
     SECURE_HSTS_PRELOAD = True
-    SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+X_FRAME_OPTIONS = "DENY"
+SESSION_COOKIE_HTTPONLY = True
+
+# Content Security Policy: everything from this server; scripts only from files or carrying the response's
+# nonce, never inline. Styles may be inline: the SVG charts and the progress bars set them.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF, NONCE],
+        # The admin's export page selects every field with this one inline handler (django-import-export).
+        "script-src-attr": [UNSAFE_HASHES, "'sha256-wid4zL8fR53ZYy1ljOepzR77Dn6vWUUxuNnnWWBP3I8='"],
+        "style-src": [SELF, UNSAFE_INLINE],
+        "img-src": [SELF, "data:"],
+        "font-src": [SELF, "data:"],
+        "connect-src": [SELF],
+        # Redoc builds its search index in a worker made from a blob.
+        "worker-src": [SELF, "blob:"],
+        "object-src": [NONE],
+        "base-uri": [SELF],
+        "form-action": [SELF],
+        "frame-ancestors": [NONE],
+    }
+}
+
+# Failed sign-ins allowed from one address, or for one user name, before sign-in is refused for a while.
+CSM_LOGIN_ATTEMPTS = env_count("CSM_LOGIN_ATTEMPTS", 5)
+CSM_LOGIN_LOCKOUT_SECONDS = env_count("CSM_LOGIN_LOCKOUT_SECONDS", 900)
 
 # --- Product settings ---------------------------------------------------------------------------
 CSM_CURRENCY = os.environ.get("CSM_CURRENCY", "USD").strip().upper()
@@ -250,8 +287,8 @@ REST_FRAMEWORK = {
     "EXCEPTION_HANDLER": "api.errors.exception_handler",
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
 }
-# The cache keeps the API's throttle counts. Set CACHE_URL (redis://…) when several processes serve the
-# API, so they share one count per partner; without it each process counts on its own.
+# The cache keeps the API's throttle counts and the failed sign-ins. Set CACHE_URL (redis://…) when several
+# processes serve the site, so they share one count per partner and per address; without it each counts alone.
 CACHE_URL = os.environ.get("CACHE_URL", "")
 if CACHE_URL:
     if not CACHE_URL.startswith(("redis://", "rediss://", "unix://")):
