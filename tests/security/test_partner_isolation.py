@@ -12,18 +12,7 @@ import json
 import pytest
 
 from metrics.models import UsageRecord
-from tests.api.conftest import (  # noqa: F401 -- the API personas, as fixtures
-    account_a,
-    account_b,
-    client_a,
-    client_all,
-    client_b,
-    fresh_throttle,
-    partner_a,
-    partner_all,
-    partner_b,
-)
-from tests.api.test_scope import (  # noqa: F401 -- fixtures: both partners' objects, a generous rate
+from tests.api.test_scope import (  # noqa: F401 -- generous_rate: an autouse fixture
     LIST_ROUTES,
     ROUTES,
     SYNCED_WRITES,
@@ -35,7 +24,6 @@ from tests.api.test_scope import (  # noqa: F401 -- fixtures: both partners' obj
     scoped_references,
     url_of,
     without_ids,
-    world,
 )
 from tests.security.urls import all_routes
 
