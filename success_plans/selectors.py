@@ -6,6 +6,7 @@ selector costs a fixed number of queries whatever the number of plans, goals and
 """
 
 import datetime
+from bisect import bisect_left
 from collections import defaultdict
 from dataclasses import dataclass
 from decimal import Decimal
@@ -24,12 +25,8 @@ def _mean(values: list[Decimal]) -> Decimal | None:
     return sum(values, Decimal(0)) / len(values) if values else None
 
 
-def _progress_inputs(
-    plans: QuerySet[SuccessPlan], key: str, on: datetime.date
-) -> tuple[dict[int, list[Decimal]], dict[int, int], dict[int, int]]:
-    """Per `key` ("account_id" or "id" of the plan): the progress of each target of `plans`, how many
-    of those targets are measured, and how many initiatives are past due on `on` and not done. Two queries.
-    """
+def _target_shares(plans: QuerySet[SuccessPlan], key: str) -> tuple[dict[int, list[Decimal]], dict[int, int]]:
+    """Per `key`: the progress of each target of `plans` and how many of them are measured. One query."""
     shares: dict[int, list[Decimal]] = defaultdict(list)
     measured: dict[int, int] = defaultdict(int)
     targets = Target.objects.filter(goal__plan__in=plans).values_list(
@@ -38,6 +35,16 @@ def _progress_inputs(
     for group, baseline, target_value, current in targets.order_by():
         shares[group].append(target_progress(baseline=baseline, target_value=target_value, current_value=current))
         measured[group] += current is not None
+    return shares, measured
+
+
+def _progress_inputs(
+    plans: QuerySet[SuccessPlan], key: str, on: datetime.date
+) -> tuple[dict[int, list[Decimal]], dict[int, int], dict[int, int]]:
+    """Per `key` ("account_id" or "id" of the plan): the progress of each target of `plans`, how many
+    of those targets are measured, and how many initiatives are past due on `on` and not done. Two queries.
+    """
+    shares, measured = _target_shares(plans, key)
     overdue = dict(
         Initiative.objects.filter(goal__plan__in=plans, due_date__lt=on)
         .exclude(status=Initiative.Status.DONE)
@@ -55,14 +62,33 @@ def plan_progress_by_account(*, accounts: QuerySet[Account], on: datetime.date) 
     Accounts with no target on an active plan have no entry (no data). Plans keep no history, so a
     past date reads their current state. Two queries.
     """
+    inputs = plan_progress_inputs_by_account(accounts=accounts)
+    return {account_id: plan_progress_on(mean, due_dates, on) for account_id, (mean, due_dates) in inputs.items()}
+
+
+def plan_progress_inputs_by_account(*, accounts: QuerySet[Account]) -> dict[int, tuple[Decimal, list[datetime.date]]]:
+    """What `plan_progress_by_account` needs for any day: per account with a target on an active plan, the
+    mean target progress and the sorted due dates of those plans' initiatives not done. Two queries."""
     active_plans = SuccessPlan.objects.alive().filter(
         status=SuccessPlan.Status.ACTIVE, account__in=accounts.values("pk")
     )
-    shares, _measured, overdue = _progress_inputs(active_plans, "account_id", on)
-    return {
-        account_id: max(_mean(values) - OVERDUE_INITIATIVE_PENALTY * overdue.get(account_id, 0), Decimal(0))
-        for account_id, values in shares.items()
-    }
+    shares, _measured = _target_shares(active_plans, "account_id")
+    due_dates: dict[int, list[datetime.date]] = defaultdict(list)
+    initiatives = (
+        Initiative.objects.filter(goal__plan__in=active_plans, due_date__isnull=False)
+        .exclude(status=Initiative.Status.DONE)
+        .values_list("goal__plan__account_id", "due_date")
+        .order_by("due_date")
+    )
+    for account_id, due in initiatives:
+        due_dates[account_id].append(due)
+    return {account_id: (_mean(values), due_dates.get(account_id, [])) for account_id, values in shares.items()}
+
+
+def plan_progress_on(mean: Decimal, due_dates: list[datetime.date], on: datetime.date) -> Decimal:
+    """An account's plan progress on `on` from `plan_progress_inputs_by_account`: overdue initiatives are
+    those due before `on`."""
+    return max(mean - OVERDUE_INITIATIVE_PENALTY * bisect_left(due_dates, on), Decimal(0))
 
 
 @dataclass(frozen=True)

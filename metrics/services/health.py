@@ -4,42 +4,32 @@ A component's raw measure x scores 100 * clamp((x - bad) / (good - bad), 0, 1); 
 data are left out and the others' weights renormalised. Snapshots are made for accounts with MRR > 0
 on the date, one per (account, date): recomputing a day replaces it.
 
-The work is set-based: one query reads every account's raw measures (correlated subqueries that
-each walk an index), two read success-plan progress, then snapshots are upserted in batches.
+The work is set-based, a chunk of account ids at a time (see "measuring"): a few queries read a chunk's
+inputs for every day of a pass, Python measures and scores each (account, day), and snapshots are
+written in bulk (COPY on PostgreSQL).
 """
 
 import datetime
+import json
 import logging
-from collections.abc import Iterable
+from collections.abc import Generator, Iterable, Iterator
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
+from itertools import groupby
+from operator import itemgetter
 
-from django.db import IntegrityError, transaction
-from django.db.models import (
-    Avg,
-    DecimalField,
-    Exists,
-    F,
-    FloatField,
-    Max,
-    Min,
-    OuterRef,
-    Q,
-    Subquery,
-    Sum,
-    Value,
-)
+from django.db import IntegrityError, connection, transaction
+from django.db.models import Count, DecimalField, F, Max, Min, OuterRef, Q, QuerySet, Subquery, Sum, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
-from accounts.models import Account, Touch
-from accounts.selectors import subscriptions_active_on
+from accounts.models import Account, Subscription, Touch
 from csm.db import bulk_upsert
 from csm.exceptions import DomainError, full_clean
 from metrics.models import HealthBand, HealthComponent, HealthModel, HealthSnapshot, RecomputeIssue, UsageRecord
-from success_plans.selectors import plan_progress_by_account
+from success_plans.selectors import plan_progress_inputs_by_account, plan_progress_on
 
 Kind = HealthComponent.Kind
 ONE_DAY = datetime.timedelta(days=1)
@@ -64,7 +54,10 @@ class HealthModelUnusable(DomainError):
     CODES = (NO_ACTIVE_MODEL, NO_WEIGHT)
 
 
-CHUNK_SIZE = 5000  # accounts scored together: a chunk's rows are all a recompute holds in memory
+CHUNK_SIZE = 5000  # account ids per nightly task and per backfill transaction
+FEW_DAYS = 7  # up to this many days a pass aggregates in the database; more (a backfill) slide windows in Python
+STREAM_ROWS = 20_000  # rows made Python objects at a time while a pass streams its inputs
+BATCH = 5000  # accounts measured before the usage levels their days lack are read, in one query
 
 
 def id_ranges(chunk_size: int = CHUNK_SIZE) -> list[tuple[int, int]]:
@@ -75,14 +68,26 @@ def id_ranges(chunk_size: int = CHUNK_SIZE) -> list[tuple[int, int]]:
     return [(low, low + chunk_size) for low in range(bounds["low"], bounds["high"] + 1, chunk_size)]
 
 
+@dataclass(frozen=True)
+class Scope:
+    """The accounts a computation covers: given ids, an id range [low, high), or all."""
+
+    account_ids: tuple[int, ...] | None = None
+    id_range: tuple[int, int] | None = None
+
+    def q(self, field: str = "pk") -> Q:
+        """The scope as a filter on `field`, the account's id in the queried model."""
+        scope = Q()
+        if self.account_ids is not None:
+            scope &= Q(**{f"{field}__in": self.account_ids})
+        if self.id_range is not None:
+            scope &= Q(**{f"{field}__gte": self.id_range[0], f"{field}__lt": self.id_range[1]})
+        return scope
+
+
 def account_scope(account_ids: Iterable[int] | None = None, id_range: tuple[int, int] | None = None) -> Q:
     """The accounts a computation covers: given ids, an id range [low, high), or all."""
-    scope = Q()
-    if account_ids is not None:
-        scope &= Q(pk__in=list(account_ids))
-    if id_range is not None:
-        scope &= Q(pk__gte=id_range[0], pk__lt=id_range[1])
-    return scope
+    return Scope(None if account_ids is None else tuple(account_ids), id_range).q("pk")
 
 
 def day_bounds(on: datetime.date) -> tuple[datetime.datetime, datetime.datetime]:
@@ -137,7 +142,66 @@ def band_for(*, score: Decimal, model: HealthModel) -> str:
 class Score:
     score: Decimal
     band: str
-    components: list[dict]
+    components: str  # JSON: per component its kind, metric, per_metric, raw value, score and weight
+
+
+ZERO, HUNDRED, ONE = Decimal(0), Decimal(100), Decimal(1)
+
+
+class Scorer:
+    """A model version ready to score many accounts: its components read once, the renormalised weights
+    of each set of components with data worked out once per run.
+
+    `combine` takes the raw measures in the order of `components` (None: no data).
+    """
+
+    def __init__(self, model: HealthModel) -> None:
+        self.model = model
+        self.components = list(model.components.all())
+        self.kinds = {c.kind for c in self.components}
+        self._thresholds = [(c.bad, c.good - c.bad) for c in self.components]
+        # Each component's explanation starts with what the model says of it (readers name the kind in
+        # their own language, selectors.health.kind_label); its thresholds stay with the model version.
+        self._heads = [
+            json.dumps({"kind": c.kind, "metric": c.metric, "per_metric": c.per_metric})[:-1] for c in self.components
+        ]
+        self._weights: dict[tuple[bool, ...], tuple[list[Decimal | None], list[float]] | None] = {}
+
+    def _weights_for(self, measured: tuple[bool, ...]) -> tuple[list[Decimal | None], list[float]] | None:
+        """The renormalised weights of the components with data, and as shown (rounded); None without any."""
+        if measured not in self._weights:
+            total = sum((c.weight for c, has in zip(self.components, measured, strict=True) if has), Decimal(0))
+            if total <= 0:
+                self._weights[measured] = None
+            else:
+                weights = [c.weight / total if has else None for c, has in zip(self.components, measured, strict=True)]
+                self._weights[measured] = (weights, [float(w.quantize(RAW_PLACES)) if w else 0.0 for w in weights])
+        return self._weights[measured]
+
+    def combine(self, raws: list[Decimal | None]) -> Score | None:
+        """Weighted mean of the components that have data; None when none has (no snapshot that day)."""
+        found = self._weights_for(tuple(raw is not None for raw in raws))
+        if found is None:
+            return None
+        weights, shown_weights = found
+        weighted = ZERO
+        explained = []
+        for (bad, span), head, raw, weight, shown in zip(
+            self._thresholds, self._heads, raws, weights, shown_weights, strict=True
+        ):
+            if raw is None:
+                explained.append(f'{head}, "raw": null, "score": null, "weight": 0.0}}')
+                continue
+            score = HUNDRED * min(max((raw - bad) / span, ZERO), ONE)
+            weighted += score * weight
+            explained.append(
+                f'{head}, "raw": {float(raw.quantize(RAW_PLACES))!r}, '
+                f'"score": {float(score.quantize(SCORE_PLACES, ROUND_HALF_UP))!r}, "weight": {shown!r}}}'
+            )
+        overall = weighted.quantize(SCORE_PLACES, ROUND_HALF_UP)
+        return Score(
+            score=overall, band=band_for(score=overall, model=self.model), components=f"[{', '.join(explained)}]"
+        )
 
 
 def combine(*, model: HealthModel, raw_values: dict[int, Decimal | None]) -> Score | None:
@@ -145,37 +209,20 @@ def combine(*, model: HealthModel, raw_values: dict[int, Decimal | None]) -> Sco
 
     `raw_values` maps a component's id to its raw measure (None: no data).
     """
-    components = list(model.components.all())
-    measured = [(c, raw_values.get(c.pk)) for c in components]
-    total_weight = sum((c.weight for c, raw in measured if raw is not None), Decimal(0))
-    if total_weight <= 0:
-        return None
-    weighted = Decimal(0)
-    explained = []  # what each component gave; its thresholds stay with the model version
-    for component, raw in measured:
-        entry = {
-            "kind": component.kind,  # readers name it in the reader's language (selectors.health.kind_label)
-            "metric": component.metric,
-            "per_metric": component.per_metric,
-            "raw": None,
-            "score": None,
-            "weight": 0.0,
-        }
-        if raw is not None:
-            score = component_score(raw=raw, bad=component.bad, good=component.good)
-            weight = component.weight / total_weight
-            weighted += score * weight
-            entry.update(
-                raw=float(raw.quantize(RAW_PLACES)),
-                score=float(score.quantize(SCORE_PLACES, ROUND_HALF_UP)),
-                weight=float(weight.quantize(RAW_PLACES)),
-            )
-        explained.append(entry)
-    overall = weighted.quantize(SCORE_PLACES, ROUND_HALF_UP)
-    return Score(score=overall, band=band_for(score=overall, model=model), components=explained)
+    scorer = Scorer(model)
+    return scorer.combine([raw_values.get(c.pk) for c in scorer.components])
 
 
 # --- measuring ----------------------------------------------------------------------------------
+#
+# A pass scores the accounts of one scope (ids or an id range) on one or more days. Its inputs are read
+# per scope, set-based, then every (account, day) is measured in Python:
+# - few days (a recompute, the nightly day and the usage-lag day): usage window sums come from one
+#   GROUP BY account scan with a FILTERed sum per window, touches from another; the latest usage value
+#   on or before a day is an index descent per account;
+# - many days (a backfill): every usage value of the range is streamed in index order and the windows
+#   slide over it; touches the same.
+# Revenue lines and plan progress are read once per pass for all its days.
 
 
 def _decimal(value) -> Decimal | None:
@@ -200,93 +247,430 @@ def usage_latest_expression(metric: str, on: datetime.date) -> Subquery:
     return Subquery(rows.values("value")[:1], output_field=VALUE)
 
 
-def _measure_annotations(model: HealthModel, on: datetime.date) -> dict:
-    """One annotation per raw input the model's components need."""
-    _, day_end = day_bounds(on)
-    touches = Touch.objects.alive().filter(account=OuterRef("pk"), occurred_at__lt=day_end).order_by()
-    annotations = {
-        "cadence": F("tier__touch_cadence_days"),
-        "last_touch": Subquery(touches.order_by("-occurred_at").values("occurred_at")[:1]),
+def trend_windows(on: datetime.date) -> tuple[tuple[datetime.date, datetime.date], tuple[datetime.date, datetime.date]]:
+    """The usage-trend windows of day `on`: the 30 days ending on it and the 30 days before, inclusive."""
+    recent_first = on - datetime.timedelta(days=TREND_DAYS - 1)
+    prior_first = recent_first - datetime.timedelta(days=TREND_DAYS)
+    return (recent_first, on), (prior_first, recent_first - ONE_DAY)
+
+
+def usage_window_sums(
+    scope: Q,
+    windows: dict[str, tuple[str, datetime.date, datetime.date]],
+    values_on: dict[str, tuple[str, datetime.date]] | None = None,
+) -> Iterator[dict]:
+    """Per account in `scope` (a Q over `account_id`), in id order: {"account_id", then per named window
+    {name: (metric, first, last)} the metric's sum over it, and per named day {name: (metric, day)} its
+    value that day; None when there is no row}. One GROUP BY scan."""
+    values_on = values_on or {}
+    if not windows and not values_on:
+        return iter(())
+    spans = [*windows.values(), *((metric, day, day) for metric, day in values_on.values())]
+    aggregates = {
+        name: Sum("value", filter=Q(metric=metric, date__gte=low, date__lte=high), output_field=VALUE)
+        for name, (metric, low, high) in windows.items()
     }
-    kinds = {c.kind for c in model.components.all()}
-    if Kind.SENTIMENT in kinds:
-        recent = touches.filter(
-            occurred_at__gte=day_end - datetime.timedelta(days=SENTIMENT_DAYS), sentiment__isnull=False
+    # (account, metric, date) is unique: the day's only value, None without a row.
+    aggregates |= {
+        name: Max("value", filter=Q(metric=metric, date=day), output_field=VALUE)
+        for name, (metric, day) in values_on.items()
+    }
+    return _stream(
+        UsageRecord.objects.filter(
+            scope,
+            metric__in={span[0] for span in spans},
+            date__gte=min(span[1] for span in spans),
+            date__lte=max(span[2] for span in spans),
         )
-        annotations["sentiment"] = Subquery(
-            recent.values("account").annotate(mean=Avg("sentiment")).values("mean"), output_field=FloatField()
+        .values("account_id")
+        .annotate(**aggregates)
+        .order_by("account_id")
+    )
+
+
+class AccountDays:
+    """One account's raw inputs on each day of a pass (lists indexed like the pass's days)."""
+
+    __slots__ = (
+        "pk",
+        "customer_since",
+        "renewal_date",
+        "cadence",
+        "health_score",
+        "health_band",
+        "active",
+        "trend",
+        "level",
+        "last_touch",
+        "sentiment",
+    )
+
+    def __init__(self, row: dict, days: int, trend_metrics: list[str], level_metrics: list[str]) -> None:
+        self.pk: int = row["pk"]
+        self.customer_since: datetime.date | None = row["customer_since"]
+        self.renewal_date: datetime.date | None = row["renewal_date"]
+        self.cadence: int | None = row["cadence"]
+        self.health_score: Decimal | None = row["health_score"]
+        self.health_band: str = row["health_band"]
+        self.active = [False] * days  # MRR > 0 that day
+        # metric -> (sum over the 30 days ending that day, over the 30 days before) per day
+        self.trend: dict[str, list[tuple[Decimal, Decimal | None]]] = {m: [(ZERO, None)] * days for m in trend_metrics}
+        self.level: dict[str, list[Decimal | None]] = {m: [None] * days for m in level_metrics}  # latest value
+        self.last_touch: list[datetime.date | None] = [None] * days  # local date of the latest touch
+        self.sentiment: list[Decimal | None] = [None] * days  # mean sentiment of the 90 days ending that day
+
+
+def _stream(queryset: QuerySet) -> Iterator[dict]:
+    """The rows of a values() queryset as dicts, fetched in one go but made Python objects a batch at a time.
+
+    A client-side cursor: the planner plans the whole result (a scan and a hash aggregate), not a fast
+    start as it does for a server-side cursor.
+    """
+    query = queryset.query
+    names = [*query.extra_select, *query.values_select, *query.annotation_select]
+    for row in query.get_compiler(queryset.db).results_iter(chunk_size=STREAM_ROWS):
+        yield dict(zip(names, row, strict=True))
+
+
+class _Follower:
+    """Rows ordered by account id, handed out alongside accounts walked in the same order: called with
+    each account id in turn, returns that account's rows (empty when it has none)."""
+
+    def __init__(self, rows: Iterable, key) -> None:
+        self.groups = groupby(rows, key=key)
+        self.current: tuple[int, list] | None = None
+
+    def __call__(self, account_id: int) -> list:
+        while self.current is None or self.current[0] < account_id:
+            group = next(self.groups, None)
+            if group is None:
+                self.current = (account_id + 1, [])  # past every account still to come
+                break
+            self.current = (group[0], list(group[1]))
+        return self.current[1] if self.current[0] == account_id else []
+
+
+class Pass:
+    """The inputs of one scope of accounts over `days` (ascending), read set-based and merged by account
+    id; `accounts()` yields each active account's AccountDays in id order."""
+
+    def __init__(self, scorer: Scorer, scope: Scope, days: list[datetime.date]) -> None:
+        self.scorer, self.scope, self.days = scorer, scope, days
+        components = scorer.components
+        self.trend_metrics = sorted({c.metric for c in components if c.kind == Kind.USAGE_TREND and c.metric})
+        self.level_metrics = sorted(
+            {m for c in components if c.kind == Kind.USAGE_LEVEL and c.metric for m in (c.metric, c.per_metric) if m}
         )
-    for component in model.components.all():
-        if component.kind == Kind.USAGE_TREND and component.metric:
-            recent_first = on - datetime.timedelta(days=TREND_DAYS - 1)
-            prior_first = recent_first - datetime.timedelta(days=TREND_DAYS)
-            annotations[f"trend_recent_{component.pk}"] = usage_sum_expression(component.metric, recent_first, on)
-            annotations[f"trend_prior_{component.pk}"] = usage_sum_expression(
-                component.metric, prior_first, recent_first - ONE_DAY
+        self.ends = [day_bounds(day)[1] for day in days]
+        self.zone = timezone.get_current_timezone()
+        self.touches_needed = bool(scorer.kinds & {Kind.ENGAGEMENT, Kind.SENTIMENT})
+        self.level_misses: dict[tuple[str, int], list[AccountDays]] = {}  # (metric, day index) -> accounts
+
+    def plan_progress(self) -> dict[int, tuple[Decimal, list[datetime.date]]]:
+        if Kind.PLAN_PROGRESS not in self.scorer.kinds:
+            return {}
+        return plan_progress_inputs_by_account(accounts=Account.objects.filter(self.scope.q("pk")))
+
+    def accounts(self) -> Iterator[AccountDays]:
+        contiguous = (self.days[-1] - self.days[0]).days + 1 == len(self.days)
+        many = len(self.days) > FEW_DAYS and contiguous
+        # The latest value of each level metric before the range: many days carry it on over the range.
+        starts = {f"level_{m}": usage_latest_expression(m, self.days[0] - ONE_DAY) for m in self.level_metrics}
+        if not many:
+            starts = {}
+        rows = _stream(
+            Account.objects.alive()
+            .filter(self.scope.q("pk"))
+            .annotate(cadence=F("tier__touch_cadence_days"), **starts)
+            .values("pk", "customer_since", "renewal_date", "health_score", "health_band", "cadence", *starts)
+            .order_by("pk")
+        )
+        first, last = self.days[0], self.days[-1]
+        lines = _Follower(
+            Subscription.objects.alive()
+            .filter(self.scope.q("account_id"), mrr__gt=0, start_date__lte=last)
+            .filter(Q(end_date__isnull=True) | Q(end_date__gt=first))
+            .values_list("account_id", "start_date", "end_date")
+            .order_by("account_id")
+            .iterator(chunk_size=STREAM_ROWS),
+            key=itemgetter(0),
+        )
+        measure = self._many_days() if many else self._few_days()
+        next(measure)  # start its reads
+        batch: list[AccountDays] = []
+        for row in rows:
+            account = AccountDays(row, len(self.days), self.trend_metrics, self.level_metrics)
+            # Active: MRR > 0 on the day, i.e. a live line with a price covering it (as
+            # `subscriptions_active_on`; prices are never negative).
+            for _account_id, start, end in lines(account.pk):
+                for i, day in enumerate(self.days):
+                    if start <= day and (end is None or end > day):
+                        account.active[i] = True
+            measure.send((account, row))
+            batch.append(account)
+            if len(batch) == BATCH:
+                yield from self._settled(batch)
+                batch = []
+        yield from self._settled(batch)
+
+    def _settled(self, batch: list[AccountDays]) -> Iterator[AccountDays]:
+        """The active accounts of `batch`, once the usage levels the day's rows did not give are read: the
+        latest value before that day, one query per metric and day that misses any."""
+        for (metric, i), accounts in self.level_misses.items():
+            on = self.days[i]
+            latest = dict(
+                Account.objects.filter(pk__in=[a.pk for a in accounts])
+                .annotate(latest=usage_latest_expression(metric, on))
+                .values_list("pk", "latest")
             )
-        elif component.kind == Kind.USAGE_LEVEL and component.metric:
-            annotations[f"level_{component.pk}"] = usage_latest_expression(component.metric, on)
-            if component.per_metric:
-                annotations[f"level_per_{component.pk}"] = usage_latest_expression(component.per_metric, on)
-    return annotations
+            for account in accounts:
+                account.level[metric][i] = _decimal(latest[account.pk])
+        self.level_misses.clear()
+        return (account for account in batch if any(account.active))
+
+    # -- few days: aggregates in the database
+
+    def _few_days(self) -> Generator[None, tuple[AccountDays, dict], None]:
+        windows, values_on = {}, {}
+        for i, day in enumerate(self.days):
+            (recent_first, recent_last), (prior_first, prior_last) = trend_windows(day)
+            for metric in self.trend_metrics:
+                windows[f"recent_{metric}_{i}"] = (metric, recent_first, recent_last)
+                windows[f"prior_{metric}_{i}"] = (metric, prior_first, prior_last)
+            for metric in self.level_metrics:
+                values_on[f"on_{metric}_{i}"] = (metric, day)
+        usage = _Follower(
+            usage_window_sums(self.scope.q("account_id"), windows, values_on), key=itemgetter("account_id")
+        )
+        touches = _Follower(self._touch_aggregates(), key=itemgetter("account_id"))
+        while True:
+            account, _row = yield
+            sums = next(iter(usage(account.pk)), {})
+            touched = next(iter(touches(account.pk)), {})
+            for i in range(len(self.days)):
+                for metric in self.trend_metrics:
+                    recent = sums.get(f"recent_{metric}_{i}")
+                    account.trend[metric][i] = (ZERO if recent is None else recent, sums.get(f"prior_{metric}_{i}"))
+                for metric in self.level_metrics:
+                    value = sums.get(f"on_{metric}_{i}")
+                    if value is None:  # no row that day: the latest before it, read with the batch
+                        self.level_misses.setdefault((metric, i), []).append(account)
+                    account.level[metric][i] = value
+                last = touched.get(f"last_{i}")
+                account.last_touch[i] = last.astimezone(self.zone).date() if last is not None else None
+                account.sentiment[i] = sentiment_mean(touched.get(f"total_{i}"), touched.get(f"count_{i}"))
+
+    def _touch_aggregates(self) -> Iterator[dict]:
+        if not self.touches_needed:
+            return iter(())
+        aggregates = {}
+        for i, end in enumerate(self.ends):
+            window = Q(occurred_at__lt=end, occurred_at__gte=end - datetime.timedelta(days=SENTIMENT_DAYS))
+            aggregates[f"last_{i}"] = Max("occurred_at", filter=Q(occurred_at__lt=end))
+            aggregates[f"total_{i}"] = Sum("sentiment", filter=window)
+            aggregates[f"count_{i}"] = Count("sentiment", filter=window)
+        return _stream(
+            Touch.objects.alive()
+            .filter(self.scope.q("account_id"), occurred_at__lt=self.ends[-1])
+            .values("account_id")
+            .annotate(**aggregates)
+            .order_by("account_id")
+        )
+
+    # -- many days: windows slid in Python over rows streamed in index order
+
+    def _many_days(self) -> Generator[None, tuple[AccountDays, dict], None]:
+        first, last, n = self.days[0], self.days[-1], len(self.days)
+        lead = 2 * TREND_DAYS
+        usage = _Follower(
+            UsageRecord.objects.filter(
+                self.scope.q("account_id"),
+                metric__in=set(self.trend_metrics) | set(self.level_metrics),
+                date__gte=first - datetime.timedelta(days=lead),
+                date__lte=last,
+            )
+            .values_list("account_id", "metric", "date", "value")
+            .order_by("account_id", "metric", "date")
+            .iterator(chunk_size=STREAM_ROWS),
+            key=itemgetter(0),
+        )
+        touches = _Follower(
+            Touch.objects.alive()
+            .filter(self.scope.q("account_id"), occurred_at__lt=self.ends[-1])
+            .values_list("account_id", "occurred_at", "sentiment")
+            .order_by("account_id", "occurred_at")
+            .iterator(chunk_size=STREAM_ROWS)
+            if self.touches_needed
+            else iter(()),
+            key=itemgetter(0),
+        )
+        while True:
+            account, row = yield
+            daily: dict[str, list[Decimal | None]] = {}  # metric -> value per day of [first - lead, last]
+            for _account_id, metric, day, value in usage(account.pk):
+                daily.setdefault(metric, [None] * (n + lead))[(day - first).days + lead] = value
+            for metric in self.trend_metrics:
+                if metric not in daily:
+                    continue
+                sums = [ZERO]  # sums[k]: the total of the first k values
+                for value in daily[metric]:
+                    sums.append(sums[-1] if value is None else sums[-1] + value)
+                trend = account.trend[metric]
+                for i in range(n):
+                    # Day i sits at position i + lead: its windows end there and 30 days before. An empty
+                    # window sums to 0 here and to None in SQL: either way the trend has no data.
+                    end = i + lead + 1
+                    trend[i] = (sums[end] - sums[end - TREND_DAYS], sums[end - TREND_DAYS] - sums[end - lead])
+            for metric in self.level_metrics:
+                latest = _decimal(row[f"level_{metric}"])
+                values = daily.get(metric)
+                level = account.level[metric]
+                for i in range(n):
+                    if values is not None and values[i + lead] is not None:
+                        latest = values[i + lead]
+                    level[i] = latest
+            self._slide_touches(account, touches(account.pk))
+
+    def _slide_touches(self, account: AccountDays, touches: list[tuple]) -> None:
+        latest = None
+        seen = 0  # touches before the current day's end
+        dropped = 0  # touches before its 90-day window
+        total = count = 0  # sentiment over the touches in the window
+        for i, end in enumerate(self.ends):
+            while seen < len(touches) and touches[seen][1] < end:
+                latest = touches[seen][1]
+                if touches[seen][2] is not None:
+                    total += touches[seen][2]
+                    count += 1
+                seen += 1
+            start = end - datetime.timedelta(days=SENTIMENT_DAYS)
+            while dropped < seen and touches[dropped][1] < start:
+                if touches[dropped][2] is not None:
+                    total -= touches[dropped][2]
+                    count -= 1
+                dropped += 1
+            account.last_touch[i] = latest.astimezone(self.zone).date() if latest is not None else None
+            account.sentiment[i] = sentiment_mean(total, count)
 
 
-def _raw_values(
-    model: HealthModel, row: dict, on: datetime.date, plan_progress: dict[int, Decimal]
-) -> dict[int, Decimal | None]:
-    values: dict[int, Decimal | None] = {}
-    for component in model.components.all():
+def sentiment_mean(total: int | None, count: int | None) -> Decimal | None:
+    """The mean sentiment of `count` touches summing to `total`, as a float made Decimal (None without any)."""
+    if not count:
+        return None
+    return Decimal(repr(total / count))
+
+
+def raw_values(
+    scorer: Scorer, account: AccountDays, i: int, on: datetime.date, plan: tuple[Decimal, list[datetime.date]] | None
+) -> list[Decimal | None]:
+    """The raw measure of each of the scorer's components for `account` on `on`, day `i` of its pass."""
+    values: list[Decimal | None] = []
+    for component in scorer.components:
         raw = None
-        if component.kind == Kind.USAGE_TREND:
-            recent = _decimal(row.get(f"trend_recent_{component.pk}")) or Decimal(0)
-            prior = _decimal(row.get(f"trend_prior_{component.pk}"))
-            if prior:
-                raw = recent / prior
-        elif component.kind == Kind.USAGE_LEVEL:
-            raw = _decimal(row.get(f"level_{component.pk}"))
-            if raw is not None and component.per_metric:
-                divisor = _decimal(row.get(f"level_per_{component.pk}"))
-                raw = raw / divisor if divisor else None
-        elif component.kind == Kind.ENGAGEMENT:
-            since = timezone.localtime(row["last_touch"]).date() if row["last_touch"] else row["customer_since"]
-            if since is not None and row["cadence"]:
+        kind = component.kind
+        if kind == Kind.USAGE_TREND:
+            if component.metric:
+                recent, prior = account.trend[component.metric][i]
+                if prior:
+                    raw = recent / prior
+        elif kind == Kind.USAGE_LEVEL:
+            if component.metric:
+                raw = account.level[component.metric][i]
+                if raw is not None and component.per_metric:
+                    divisor = account.level[component.per_metric][i]
+                    raw = raw / divisor if divisor else None
+        elif kind == Kind.ENGAGEMENT:
+            since = account.last_touch[i] or account.customer_since
+            if since is not None and account.cadence:
                 # A customer whose relationship starts after `on` has been one for 0 days, not fewer.
-                raw = Decimal(max((on - since).days, 0)) / Decimal(row["cadence"])
-        elif component.kind == Kind.SENTIMENT:
-            raw = _decimal(row.get("sentiment"))
-        elif component.kind == Kind.PLAN_PROGRESS:
-            raw = plan_progress.get(row["pk"])
-        elif component.kind == Kind.RENEWAL_PROXIMITY:
-            renewal = row["renewal_date"]
+                raw = Decimal(max((on - since).days, 0)) / Decimal(account.cadence)
+        elif kind == Kind.SENTIMENT:
+            raw = account.sentiment[i]
+        elif kind == Kind.PLAN_PROGRESS:
+            if plan is not None:
+                raw = plan_progress_on(plan[0], plan[1], on)
+        elif kind == Kind.RENEWAL_PROXIMITY:
+            renewal = account.renewal_date
             if renewal is not None and renewal >= on:
                 raw = Decimal((renewal - on).days)
-        values[component.pk] = raw
+        values.append(raw)
     return values
 
 
-def health_scores_on(*, on: datetime.date, scope: Q, model: HealthModel) -> dict[int, Score]:
-    """Compute (without saving) the score of every active account in `scope` on `on`."""
-    annotations = _measure_annotations(model, on)
-    rows = (
-        Account.objects.alive()
-        .filter(scope)
-        # Active: MRR > 0 on the day, i.e. a live line with a price (prices are never negative).
-        .filter(Exists(subscriptions_active_on(on).filter(account_id=OuterRef("pk"), mrr__gt=0)))
-        .annotate(**annotations)
-        .values("pk", "customer_since", "renewal_date", *annotations)
-        .order_by()
-    )
-    needs_plans = any(c.kind == Kind.PLAN_PROGRESS for c in model.components.all())
-    plan_progress = plan_progress_by_account(accounts=Account.objects.filter(scope), on=on) if needs_plans else {}
-    scores = {}
-    for row in rows:
-        score = combine(model=model, raw_values=_raw_values(model, row, on, plan_progress))
-        if score is not None:
-            scores[row["pk"]] = score
-    return scores
+def health_scores(
+    *, days: list[datetime.date], scope: Scope, scorer: Scorer
+) -> Iterator[tuple[AccountDays, int, Score]]:
+    """Compute (without saving) each active account's score on each of `days`: (account, day index, score)."""
+    work = Pass(scorer, scope, days)
+    progress = work.plan_progress()
+    for account in work.accounts():
+        plan = progress.get(account.pk)
+        for i, day in enumerate(days):
+            if account.active[i]:
+                score = scorer.combine(raw_values(scorer, account, i, day, plan))
+                if score is not None:
+                    yield account, i, score
+
+
+def health_scores_on(
+    *, on: datetime.date, model: HealthModel, account_ids: Iterable[int] | None = None
+) -> dict[int, Score]:
+    """Compute (without saving) the score of every active account (or of those in `account_ids`) on `on`."""
+    scope = Scope(account_ids=None if account_ids is None else tuple(account_ids))
+    return {account.pk: score for account, _i, score in health_scores(days=[on], scope=scope, scorer=Scorer(model))}
 
 
 # --- writing ------------------------------------------------------------------------------------
+
+
+SNAPSHOT_COLUMNS = ("account_id", "date", "score", "band", "model_version_id", "components", "created_at", "updated_at")
+COPY_ROWS = 50_000  # snapshots sent per COPY and upsert: bounds memory while a backfill streams
+
+
+def snapshots_write(rows: list[tuple]) -> int:
+    """Insert or replace snapshots given as tuples in SNAPSHOT_COLUMNS order (components as JSON text).
+
+    PostgreSQL: COPY into a temporary table, then one INSERT … ON CONFLICT; elsewhere the shared JSON upsert.
+    """
+    if not rows:
+        return 0
+    if connection.vendor != "postgresql":
+        names = ("account", "date", "score", "band", "model_version", "components", "created_at", "updated_at")
+        return bulk_upsert(
+            HealthSnapshot,
+            [dict(zip(names, (*row[:5], json.loads(row[5]), *row[6:]), strict=True)) for row in rows],
+            unique_fields=["account", "date"],
+            update_fields=["score", "band", "model_version", "components", "updated_at"],
+        )
+    columns = ", ".join(SNAPSHOT_COLUMNS)
+    updates = ", ".join(
+        f"{c} = excluded.{c}" for c in SNAPSHOT_COLUMNS if c not in {"account_id", "date", "created_at"}
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "CREATE TEMPORARY TABLE IF NOT EXISTS health_snapshot_load "
+            f"ON COMMIT DELETE ROWS AS SELECT {columns} FROM metrics_healthsnapshot WITH NO DATA"
+        )
+        with cursor.cursor.copy(f"COPY health_snapshot_load ({columns}) FROM STDIN") as copy:
+            copy.write("".join(_copy_line(row) for row in rows))
+        cursor.execute(
+            f"INSERT INTO metrics_healthsnapshot ({columns}) SELECT {columns} FROM health_snapshot_load "
+            f"ON CONFLICT (account_id, date) DO UPDATE SET {updates}"
+        )
+        cursor.execute("TRUNCATE health_snapshot_load")
+    return len(rows)
+
+
+def _copy_line(row: tuple) -> str:
+    """A snapshot row in COPY's text format: its values are numbers, dates, slugs and JSON (whose only
+    special character there is the backslash of its escapes)."""
+    account_id, day, score, band, model_id, components, created_at, updated_at = row
+    components = components.replace("\\", "\\\\")
+    return f"{account_id}\t{day}\t{score}\t{band}\t{model_id}\t{components}\t{created_at}\t{updated_at}\n"
+
+
+def _snapshot_row(account_id: int, day: datetime.date, score: Score, model_id: int, stamp) -> tuple:
+    return (account_id, day, score.score, score.band, model_id, score.components, stamp, stamp)
 
 
 @transaction.atomic
@@ -295,46 +679,74 @@ def health_recompute(
     on: datetime.date | None = None,
     account_ids: Iterable[int] | None = None,
     id_range: tuple[int, int] | None = None,
+    days: Iterable[datetime.date] | None = None,
 ) -> int:
-    """Replace the snapshots of `on` (default today) for the accounts in scope; returns how many were written.
+    """Replace the snapshots of `on` (default today), or of each of `days`, for the accounts in scope; returns
+    how many were written.
 
     Idempotent: rerunning a day gives the same snapshots, and accounts that no longer qualify lose
     that day's snapshot. Account.health_score / health_band then follow each account's latest snapshot.
+    Several days (the nightly day and the usage-lag day) share one read of the inputs.
     """
-    on = on or timezone.localdate()
-    model = active_health_model()
-    if account_ids is None and id_range is None:
-        # Every account, a chunk of ids at a time, so memory stays flat however many accounts there are.
-        return sum(_recompute_scope(on, account_scope(id_range=ids), model) for ids in id_ranges(CHUNK_SIZE))
-    return _recompute_scope(on, account_scope(account_ids, id_range), model)
+    days = sorted(set(days)) if days is not None else [on or timezone.localdate()]
+    scorer = Scorer(active_health_model())
+    # Every account in one streamed pass (memory stays flat however many accounts there are), or the scope.
+    return _recompute_days(days, Scope(None if account_ids is None else tuple(account_ids), id_range), scorer)
 
 
-def _recompute_scope(on: datetime.date, scope: Q, model: HealthModel) -> int:
-    scores = health_scores_on(on=on, scope=scope, model=model)
-    stamp = timezone.now()
-    rows = [
-        {
-            "account": account_id,
-            "date": on,
-            "score": score.score,
-            "band": score.band,
-            "model_version": model.pk,
-            "components": score.components,
-            "created_at": stamp,
-            "updated_at": stamp,
-        }
-        for account_id, score in scores.items()
-    ]
-    bulk_upsert(
-        HealthSnapshot,
-        rows,
-        unique_fields=["account", "date"],
-        update_fields=["score", "band", "model_version", "components", "updated_at"],
+def _recompute_days(days: list[datetime.date], scope: Scope, scorer: Scorer) -> int:
+    """Score `days` for `scope` in one streamed pass, write the snapshots in bulk, drop the stale ones and
+    bring the accounts whose latest snapshot changed up to date."""
+    start = timezone.now()
+    # Day i's snapshots are stamped a microsecond after day i - 1's: later days read as rescored later.
+    stamps = [start + datetime.timedelta(microseconds=i) for i in range(len(days))]
+    # account -> the last day scored (index), whether it changes what the account shows
+    latest_new: dict[int, tuple[int, bool]] = {}
+    written, rows = 0, []
+    for account, i, score in health_scores(days=days, scope=scope, scorer=scorer):
+        rows.append(_snapshot_row(account.pk, days[i], score, scorer.model.pk, stamps[i]))
+        latest_new[account.pk] = (i, (account.health_score, account.health_band) != (score.score, score.band))
+        if len(rows) == COPY_ROWS:
+            written += snapshots_write(rows)
+            rows = []
+    written += snapshots_write(rows)
+    # Whatever this run did not write on its days is stale.
+    lost: set[int] = set()  # accounts that lost a snapshot
+    for day, stamp in zip(days, stamps, strict=True):
+        stale = list(
+            HealthSnapshot.objects.filter(scope.q("account_id"), date=day, updated_at__lt=stamp).values_list(
+                "account_id", flat=True
+            )
+        )
+        if stale:
+            HealthSnapshot.objects.filter(account_id__in=stale, date=day).delete()
+            lost.update(stale)
+    # Account.health_* follow the latest snapshot: the one just written unless a later day has one. Only
+    # accounts whose shown health changes are updated; one that lost a snapshot and got none is refreshed.
+    later = dict(
+        HealthSnapshot.objects.filter(scope.q("account_id"), date__gt=days[0])
+        .exclude(date__in=days)
+        .values_list("account_id")
+        .annotate(latest=Max("date"))
+        .order_by()
     )
-    # Whatever this run did not write for that day is stale.
-    HealthSnapshot.objects.filter(date=on, updated_at__lt=stamp, account__in=Account.objects.filter(scope)).delete()
-    account_health_refresh(scope=scope)
-    return len(rows)
+    changed: list[list[int]] = [[] for _ in days]
+    for pk, (i, changes) in latest_new.items():
+        if changes and (pk not in later or later[pk] < days[i]):
+            changed[i].append(pk)
+    now = timezone.now()
+    for day, ids in zip(days, changed, strict=True):
+        snapshot = HealthSnapshot.objects.filter(account=OuterRef("pk"), date=day)
+        for first in range(0, len(ids), CHUNK_SIZE):
+            Account.objects.filter(pk__in=ids[first : first + CHUNK_SIZE]).update(
+                health_score=Subquery(snapshot.values("score")),
+                health_band=Subquery(snapshot.values("band")),
+                updated_at=now,
+            )
+    lost -= latest_new.keys()
+    if lost:
+        account_health_refresh(scope=Q(pk__in=sorted(lost)))
+    return written
 
 
 def health_recompute_reported(
@@ -342,6 +754,7 @@ def health_recompute_reported(
     on: datetime.date | None = None,
     account_ids: Iterable[int] | None = None,
     id_range: tuple[int, int] | None = None,
+    days: Iterable[datetime.date] | None = None,
 ) -> int:
     """`health_recompute` for background runs; returns the snapshots written (0 when it cannot score).
 
@@ -350,7 +763,7 @@ def health_recompute_reported(
     issues resolved.
     """
     try:
-        written = health_recompute(on=on, account_ids=account_ids, id_range=id_range)
+        written = health_recompute(on=on, account_ids=account_ids, id_range=id_range, days=days)
     except HealthModelUnusable as problem:
         logger.warning("Health not recomputed: %s", problem.message)
         recompute_issue_report(code=problem.code, message=problem.message)
@@ -407,19 +820,54 @@ def account_health_refresh(*, scope: Q) -> int:
 
 
 def health_recompute_range(
-    *, first: datetime.date, last: datetime.date, account_ids: Iterable[int] | None = None, progress=None
+    *,
+    first: datetime.date,
+    last: datetime.date,
+    account_ids: Iterable[int] | None = None,
+    id_range: tuple[int, int] | None = None,
+    progress=None,
 ) -> int:
-    """Backfill every day from `first` to `last` inclusive; returns the snapshots written."""
+    """Backfill every day from `first` to `last` inclusive; returns the snapshots written.
+
+    The same snapshots as recomputing each day, made a chunk of account ids at a time over the whole range
+    (one streamed read of the chunk's usage and touches, windows slid in Python, snapshots written in bulk),
+    each chunk in its own transaction, so memory stays flat and chunks can run on several workers
+    (`metrics.tasks.backfill_health_chunk`). `progress(accounts_done)` is called after each chunk.
+    """
     if last < first:
         raise DomainError(_("The range ends before it starts."))
-    account_ids = None if account_ids is None else list(account_ids)
+    scorer = Scorer(active_health_model())
+    days = [first + datetime.timedelta(days=k) for k in range((last - first).days + 1)]
+    if account_ids is not None:
+        ids = sorted(set(account_ids))
+        scopes = [Scope(account_ids=tuple(ids[k : k + CHUNK_SIZE])) for k in range(0, len(ids), CHUNK_SIZE)]
+    elif id_range is not None:
+        scopes = [Scope(id_range=id_range)]
+    else:
+        scopes = [Scope(id_range=ids) for ids in id_ranges(CHUNK_SIZE)]
     written = 0
-    day = first
-    while day <= last:
-        written += health_recompute(on=day, account_ids=account_ids)
+    for scope in scopes:
+        written += _backfill_scope(days, scope, scorer)
         if progress is not None:
-            progress(day)
-        day += ONE_DAY
+            progress(len(scope.account_ids) if scope.account_ids is not None else CHUNK_SIZE)
+    return written
+
+
+@transaction.atomic
+def _backfill_scope(days: list[datetime.date], scope: Scope, scorer: Scorer) -> int:
+    stamp = timezone.now()
+    written, rows = 0, []
+    for account, i, score in health_scores(days=days, scope=scope, scorer=scorer):
+        rows.append(_snapshot_row(account.pk, days[i], score, scorer.model.pk, stamp))
+        if len(rows) == COPY_ROWS:
+            written += snapshots_write(rows)
+            rows = []
+    written += snapshots_write(rows)
+    # Whatever this pass did not write in the range is stale.
+    HealthSnapshot.objects.filter(
+        scope.q("account_id"), date__gte=days[0], date__lte=days[-1], updated_at__lt=stamp
+    ).delete()
+    account_health_refresh(scope=scope.q("pk"))
     return written
 
 
