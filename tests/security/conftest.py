@@ -13,3 +13,4 @@ from tests.api.conftest import (  # noqa: F401
     partner_b,
 )
 from tests.api.test_scope import world  # noqa: F401
+from tests.e2e.conftest import book, browser, page  # noqa: F401, E402 -- the browser tests' fixtures
