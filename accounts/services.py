@@ -20,7 +20,7 @@ from django.utils import timezone
 from django.utils.text import capfirst
 from django.utils.translation import gettext as _
 
-from csm.db import bulk_upsert
+from csm.db import bulk_update, bulk_upsert
 from csm.exceptions import DomainError
 from csm.models import SyncedModel
 
@@ -234,7 +234,7 @@ def _write_many(model: type[M], instances: list[M], now: datetime.datetime) -> N
     fields = [f.name for f in model._meta.concrete_fields if f.editable and not f.primary_key] + ["updated_at"]
     for instance in instances:
         instance.updated_at = now
-    model._base_manager.bulk_update([i for i in instances if i.pk is not None], fields, batch_size=BATCH_SIZE)
+    bulk_update(model, [i for i in instances if i.pk is not None], fields)
     model._base_manager.bulk_create([i for i in instances if i.pk is None], batch_size=BATCH_SIZE)
 
 

@@ -2,6 +2,7 @@
 
 import json
 import math
+import re
 
 from django.conf import settings
 from django.utils.translation import gettext as _
@@ -32,13 +33,18 @@ class JSONParser(parsers.JSONParser):
             raise exceptions.ParseError(_("The JSON body is nested too deeply.")) from None
         except ValueError as error:
             raise exceptions.ParseError(_("The body is not valid JSON: %(error)s") % {"error": error}) from None
-        check_body(data)
+        check_body(data, texts=SURROGATE_ESCAPE.search(text) is not None)
         return data
 
 
-def check_body(data) -> None:
-    """Refuse nesting deeper than MAX_DEPTH and strings with lone surrogates (not Unicode text: no
-    database can store them). Iterative, so any body that loaded can be checked."""
+# A lone surrogate can only come from a \uD800-\uDFFF escape (UTF-8 text cannot hold one): a body without
+# such an escape has only Unicode strings, and its strings need no check.
+SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+
+
+def check_body(data, *, texts: bool = True) -> None:
+    """Refuse nesting deeper than MAX_DEPTH and, with `texts`, strings with lone surrogates (not Unicode
+    text: no database can store them). Iterative, so any body that loaded can be checked."""
     stack = [(data, 1)]
     while stack:
         value, depth = stack.pop()
@@ -47,11 +53,14 @@ def check_body(data) -> None:
                 raise exceptions.ParseError(
                     _("The JSON body is nested more than %(max)s levels deep.") % {"max": MAX_DEPTH}
                 )
-            children = value.items() if isinstance(value, dict) else ((None, v) for v in value)
-            for key, child in children:
-                if key is not None:
-                    _check_text(key)
-                stack.append((child, depth + 1))
+            if isinstance(value, dict):
+                if texts:
+                    for key in value:
+                        _check_text(key)
+                children = value.values()
+            else:
+                children = value
+            stack.extend((child, depth + 1) for child in children if texts or isinstance(child, dict | list))
         elif isinstance(value, str):
             _check_text(value)
 

@@ -1,10 +1,11 @@
 """Database helpers shared by the apps."""
 
 import datetime
+import decimal
 import json
 
 from django.core.serializers.json import DjangoJSONEncoder
-from django.db import connection, models
+from django.db import DEFAULT_DB_ALIAS, connection, connections, models
 
 UPSERT_BATCH_SIZE = 20_000
 
@@ -16,6 +17,74 @@ class _Encoder(DjangoJSONEncoder):
         if isinstance(o, datetime.datetime):
             return o.isoformat()
         return super().default(o)
+
+
+def _memo_key(value) -> tuple | None:
+    """A key under which equal values have the same database and JSON form, or None (not memoised)."""
+    kind = type(value)
+    if kind is decimal.Decimal:
+        return kind, value.as_tuple()  # 1 and 1.0 are equal but written differently
+    if kind is datetime.datetime:
+        return kind, value, value.tzinfo, value.fold
+    if kind is float:
+        return kind, repr(value)  # 0.0 == -0.0
+    if kind in (int, str, bool, datetime.date, type(None)):
+        return kind, value
+    return None
+
+
+def _converter(field: models.Field, db, encoder: json.JSONEncoder):
+    """The field's value as the statement's JSON carries it: prepared for the database as a save would,
+    dates and decimals already in their JSON text. Repeated values (ids, days, timestamps) are converted once."""
+    if isinstance(field, models.JSONField):
+        return lambda value: value
+    memo: dict = {}
+    native = (str, int, float, bool, type(None), list, dict)
+
+    def convert(value):
+        key = _memo_key(value)
+        if key is not None and key in memo:
+            return memo[key]
+        prepared = field.get_db_prep_save(value, db)
+        if not isinstance(prepared, native):
+            prepared = encoder.default(prepared)
+        if key is not None:
+            memo[key] = prepared
+        return prepared
+
+    return convert
+
+
+def _json_rows(fields: list[models.Field]) -> str:
+    """A FROM item reading one statement parameter, a JSON array of row objects keyed by column, as the
+    relation `r` with the fields' columns (jsonb_to_recordset on PostgreSQL, json_each on SQLite)."""
+    quote = connection.ops.quote_name
+    if connection.vendor == "postgresql":
+        definitions = ", ".join(f"{quote(f.column)} {f.db_type(connection)}" for f in fields)
+        return f"jsonb_to_recordset(%s::jsonb) AS r({definitions})"
+    if connection.vendor == "sqlite":
+        # `->` keeps JSON values as JSON text; json_extract unwraps scalars.
+        extracts = ", ".join(
+            (f"value -> '$.{f.column}'" if isinstance(f, models.JSONField) else f"json_extract(value, '$.{f.column}')")
+            + f" AS {quote(f.column)}"
+            for f in fields
+        )
+        return f"(SELECT {extracts} FROM json_each(%s)) AS r"
+    raise NotImplementedError(f"csm.db does not support {connection.vendor}")  # pragma: no cover
+
+
+def _execute_batches(sql: str, fields: list[models.Field], names: list[str], rows: list[dict], batch_size: int) -> None:
+    """Run `sql` once per batch of rows, the batch as its JSON parameter (see `_json_rows`)."""
+    db = connections[DEFAULT_DB_ALIAS]
+    encoder = _Encoder()
+    converters = [(field.column, _converter(field, db, encoder)) for field in fields]
+    with db.cursor() as cursor:
+        for first in range(0, len(rows), batch_size):
+            batch = [
+                {column: convert(row[name]) for (column, convert), name in zip(converters, names, strict=True)}
+                for row in rows[first : first + batch_size]
+            ]
+            cursor.execute(sql, [json.dumps(batch, cls=_Encoder)])
 
 
 def bulk_upsert(
@@ -35,43 +104,45 @@ def bulk_upsert(
     """
     if not rows:
         return 0
-    fields = [model._meta.get_field(name) for name in rows[0]]
+    names = list(rows[0])
+    fields = [model._meta.get_field(name) for name in names]
     quote = connection.ops.quote_name
     columns = ", ".join(quote(f.column) for f in fields)
     conflict = ", ".join(quote(model._meta.get_field(name).column) for name in unique_fields)
     updates = ", ".join(
         f"{quote(c)} = excluded.{quote(c)}" for c in (model._meta.get_field(name).column for name in update_fields)
     )
-    if connection.vendor == "postgresql":
-        definitions = ", ".join(f"{quote(f.column)} {f.db_type(connection)}" for f in fields)
-        select = f"SELECT {columns} FROM jsonb_to_recordset(%s::jsonb) AS r({definitions})"
-    elif connection.vendor == "sqlite":
-        # `->` keeps JSON values as JSON text; json_extract unwraps scalars.
-        extracts = ", ".join(
-            f"value -> '$.{f.column}'" if isinstance(f, models.JSONField) else f"json_extract(value, '$.{f.column}')"
-            for f in fields
-        )
-        select = f"SELECT {extracts} FROM json_each(%s) WHERE true"
-    else:  # pragma: no cover - the project supports PostgreSQL and SQLite
-        raise NotImplementedError(f"bulk_upsert does not support {connection.vendor}")
+    # `WHERE true` tells SQLite's parser that ON CONFLICT belongs to the INSERT, not to a join.
     sql = (
-        f"INSERT INTO {quote(model._meta.db_table)} ({columns}) {select} "
-        f"ON CONFLICT ({conflict}) DO UPDATE SET {updates}"
+        f"INSERT INTO {quote(model._meta.db_table)} ({columns}) SELECT {columns} FROM {_json_rows(fields)} "
+        f"WHERE true ON CONFLICT ({conflict}) DO UPDATE SET {updates}"
     )
-
-    def prepare(field: models.Field, value):
-        if isinstance(field, models.JSONField):
-            return value
-        return field.get_db_prep_save(value, connection)
-
-    with connection.cursor() as cursor:
-        for first in range(0, len(rows), batch_size):
-            batch = [
-                {field.column: prepare(field, row[field.name]) for field in fields}
-                for row in rows[first : first + batch_size]
-            ]
-            cursor.execute(sql, [json.dumps(batch, cls=_Encoder)])
+    _execute_batches(sql, fields, names, rows, batch_size)
     return len(rows)
+
+
+def bulk_update(
+    model: type[models.Model], objects: list[models.Model], fields: list[str], *, batch_size: int = UPSERT_BATCH_SIZE
+) -> int:
+    """Write `fields` of saved objects, one UPDATE per batch whatever its size, the values prepared as a
+    save prepares them; returns the number of objects. Django's `bulk_update` builds a CASE per field and
+    row, which costs seconds for a thousand objects of twenty fields."""
+    if not objects:
+        return 0
+    pk = model._meta.pk
+    targets = [model._meta.get_field(name) for name in fields]
+    quote = connection.ops.quote_name
+    table = quote(model._meta.db_table)
+    sets = ", ".join(f"{quote(f.column)} = r.{quote(f.column)}" for f in targets)
+    key = quote(pk.column)
+    sql = f"UPDATE {table} SET {sets} FROM {_json_rows([pk, *targets])} WHERE {table}.{key} = r.{key}"
+    names = [pk.name, *(f.name for f in targets)]
+    rows = [
+        {name: getattr(obj, field.attname) for name, field in zip(names, [pk, *targets], strict=True)}
+        for obj in objects
+    ]
+    _execute_batches(sql, [pk, *targets], names, rows, batch_size)
+    return len(objects)
 
 
 def lock_keys(namespace: str, keys) -> None:

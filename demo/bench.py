@@ -446,6 +446,9 @@ def month_bounds(today: datetime.date, months: int = 24) -> tuple[datetime.date,
 # function(today=..., accounts=..., report=...) and returning a list of Figure.
 GROUPS = {
     "engines": "demo.bench.run_figures",
+    "workspace": "demo.bench_web.run_figures",
+    "workers": "demo.bench_workers.run_figures",
+    "api": "demo.bench_api.run_figures",
 }
 
 
