@@ -2,6 +2,7 @@
 
 import datetime
 import re
+import sys
 import time
 from typing import Any
 
@@ -35,7 +36,8 @@ class Command(BaseCommand):
         "contacts, two years of subscription history and churns, tiers, touches, 120 days of usage and success "
         "plans from the playbooks. "
         "The same --accounts, --seed and --today always give the same data. Refuses to run on a database "
-        "that already has accounts unless --flush or --if-empty is given."
+        "that already has accounts unless --flush or --if-empty is given; --flush asks before it deletes "
+        "anything, unless --yes is given."
     )
 
     def add_arguments(self, parser) -> None:
@@ -66,6 +68,11 @@ class Command(BaseCommand):
             "CSM users. Configuration (tiers, health models, alert rules, plan templates, partners) stays.",
         )
         parser.add_argument(
+            "--yes",
+            action="store_true",
+            help="With --flush: delete without asking. Without a terminal to ask at, --flush needs it.",
+        )
+        parser.add_argument(
             "--if-empty",
             action="store_true",
             help="Do nothing (and succeed) when the database already has accounts; for start-up scripts.",
@@ -78,6 +85,8 @@ class Command(BaseCommand):
         if options["flush"] and options["if_empty"]:
             raise CommandError("--flush and --if-empty contradict each other; give one of them.")
         today = self._parse_today(options["today"])
+        if options["flush"] and not options["yes"]:
+            self._confirm_flush(Account.objects.count())
 
         started = time.monotonic()
         interactive = self.stderr.isatty()
@@ -149,6 +158,18 @@ class Command(BaseCommand):
                 "use a CSM login or `manage.py changepassword admin`."
             )
         self.stdout.write(f"CSM login: {result.csm_username} / {demo.CSM_PASSWORD}")
+
+    def _confirm_flush(self, existing: int) -> None:
+        """Ask at the terminal before --flush deletes accounts; with no terminal, refuse (--yes confirms)."""
+        if not existing:
+            return
+        what = f"--flush deletes all {existing:,} accounts and everything attached to them"
+        if not sys.stdin.isatty():
+            raise CommandError(f"{what}; nothing was changed. Add --yes to confirm it without a terminal.")
+        self.stdout.write(f"{what} (and the demo CSM users). Type yes to go on: ", ending="")
+        self.stdout.flush()
+        if sys.stdin.readline().strip().lower() != "yes":
+            raise CommandError("Nothing was changed.")
 
     @staticmethod
     def _parse_today(value: str | None) -> datetime.date:
