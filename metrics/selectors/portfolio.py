@@ -12,11 +12,11 @@ from django.db.models import Max, Min, Q
 from django.utils.translation import gettext as _
 
 from accounts.models import Account
-from metrics.history import FIGURES, ZERO, MrrHistory, check_month_range, month_index, month_start, movements
+from metrics.history import FIGURES, ZERO, MrrHistory, month_index, month_start
 from metrics.models import RevenueMonth
 
 # The churn analysis' own classification, reused so the drill-down counts exactly what it counts.
-from metrics.selectors.revenue import TENURE_BANDS, churn_reasons, history_offset, history_or_load, tenure_band
+from metrics.selectors.revenue import TENURE_BANDS, churns_in_range, tenure_band
 
 SegmentKind = RevenueMonth.SegmentKind
 
@@ -107,35 +107,31 @@ def churn_rows(
     tenure: str | None = None,
     reason: str | None = None,
     history: MrrHistory | None = None,
+    until: datetime.date | None = None,
 ) -> list[ChurnRow]:
-    """The churns behind `revenue.churn_analysis(first, last)`, optionally of one tenure band and/or one
-    reason (as counted there), by month then most MRR first then name. Their MRR and number add up to
-    that band's or reason's figure. DomainError for a bad range or one past the history's end. Two
-    queries beyond the history (churn events, account names); none without churns.
+    """The churns behind `revenue.churn_analysis(first, last)` (same `history` or `until`), optionally of
+    one tenure band and/or one reason (as counted there), by month then most MRR first then name. Their MRR
+    and number add up to that band's or reason's figure. DomainError for a bad range or one past the
+    history's end. Two queries without a history (churns with names, churn events); with one, churn events
+    and account names (none without churns).
     """
-    check_month_range(first, last)
-    history = history_or_load(history, last)
-    history_offset(history, last)
-    low, high = max(month_index(first), history.first), month_index(last)
-    churns = []  # (account id, month index, tenure, band, MRR lost), as churn_analysis classifies them
-    for month in range(low, high + 1):
-        for account, move in movements(history, month):
-            if move.kind == "churn":
-                months = month - history.first - account.first_paid()
-                band = tenure_band(months)
-                if tenure is None or band == tenure:
-                    churns.append((account.account_id, month, months, band, move.amount))
+    churns, recorded = churns_in_range(first=first, last=last, history=history, until=until)
+    churns = [churn for churn in churns if tenure is None or tenure_band(churn.tenure) == tenure]
     if not churns:
         return []
-    recorded = churn_reasons(history, {churn[0] for churn in churns})
+    if history is not None:
+        names = dict(
+            Account.objects.filter(pk__in={churn.account_id for churn in churns}).values_list("pk", "name").order_by()
+        )
+        churns = [churn._replace(name=names.get(churn.account_id, "")) for churn in churns]
     not_recorded = not_recorded_reason()
-    names = dict(Account.objects.filter(pk__in={churn[0] for churn in churns}).values_list("pk", "name").order_by())
     rows = []
-    for account_id, month, months, band, amount in churns:
-        label = recorded.get((account_id, month), "").strip() or not_recorded
+    for churn in churns:
+        label = recorded.get((churn.account_id, churn.month), "").strip() or not_recorded
         if reason is None or label == reason:
+            band = tenure_band(churn.tenure)
             rows.append(
-                ChurnRow(account_id, names.get(account_id, ""), month_start(month), months, band, amount, label)
+                ChurnRow(churn.account_id, churn.name, month_start(churn.month), churn.tenure, band, churn.mrr, label)
             )
     rows.sort(key=lambda row: (row.month, -row.mrr, row.name, row.account_id))
     return rows

@@ -15,6 +15,7 @@ from decimal import Decimal
 from typing import TypedDict
 
 from django.conf import settings
+from django.db import connection
 from django.db.models import Max, OuterRef, Subquery
 from django.utils.translation import gettext as _
 
@@ -26,6 +27,7 @@ from metrics.history import (
     RATE_PLACES,
     ZERO,
     AccountHistory,
+    Movement,
     MrrHistory,
     check_month_range,
     load_history,
@@ -38,6 +40,7 @@ from metrics.history import (
     trailing_retention_by_segment,
 )
 from metrics.models import RevenueMonth
+from metrics.selectors import revenue_steps
 from success_plans.models import Goal, SuccessPlan
 
 SegmentKind = RevenueMonth.SegmentKind
@@ -145,15 +148,21 @@ def history_or_load(history: MrrHistory | None, until: datetime.date | None) -> 
     return history if history is not None else load_history(until=until)
 
 
-def history_offset(history: MrrHistory, month: datetime.date) -> int:
-    """`month` as an offset into the history; a month after its end would read as everyone churning."""
-    index = month_index(month)
-    if index > history.last:
+def check_within_history(month: datetime.date, last: int | None = None) -> None:
+    """Refuse a month after the history's last month (`last`, a month index; default this month): it would
+    read as everyone churning."""
+    last = revenue_steps.last_month(None) if last is None else last
+    if month_index(month) > last:
         raise DomainError(
             _("The revenue history ends in %(last)s; choose %(last)s or an earlier month.")
-            % {"last": f"{month_start(history.last):%Y-%m}"}
+            % {"last": f"{month_start(last):%Y-%m}"}
         )
-    return index - history.first
+
+
+def history_offset(history: MrrHistory, month: datetime.date) -> int:
+    """`month` as an offset into the history; DomainError after its end (see `check_within_history`)."""
+    check_within_history(month, history.last)
+    return month_index(month) - history.first
 
 
 def _segment_of(account: AccountHistory, segment_kind: str) -> str:
@@ -167,6 +176,11 @@ def _check_segment_kind(segment_kind: str) -> None:
             _("'%(kind)s' is not a segment kind; use one of %(kinds)s.")
             % {"kind": segment_kind, "kinds": ", ".join(SegmentKind.values)}
         )
+
+
+def _check_months_after(months_after: int) -> None:
+    if months_after < 0:
+        raise DomainError(_("The number of months after the cohort month cannot be negative."))
 
 
 def _median(values: Iterable[int]) -> Decimal | None:
@@ -231,35 +245,75 @@ def cohort_retention(*, months_after: int = 12, history: MrrHistory | None = Non
 
     logos[k] is the share of the cohort's accounts with MRR k months later; revenue[k] the cohort's MRR
     then / its MRR in the cohort month (start_mrr, CSM_CURRENCY). k runs from 0 to `months_after`, while
-    that month is in the history.
+    that month is in the history. Without `history`, the history up to this month, summed in the database
+    (one query).
     """
-    if months_after < 0:
-        raise DomainError(_("The number of months after the cohort month cannot be negative."))
-    history = history_or_load(history, None)
+    _check_months_after(months_after)
+    if history is None:
+        counts = revenue_steps.history_steps(last=revenue_steps.last_month(None), months_after=months_after).cohorts
+    else:
+        counts = _cohort_counts(history, months_after)
+    return cohorts_of(counts)
+
+
+def cohorts_of(counts: list[revenue_steps.CohortCounts]) -> list[Cohort]:
+    """Cohort retention (see `cohort_retention`) from each cohort's paying accounts and MRR."""
+    return [
+        {
+            "cohort": month_start(cohort),
+            "accounts": accounts[0],
+            "start_mrr": mrr[0],
+            "logos": [ratio(paying, accounts[0]) for paying in accounts],
+            "revenue": [ratio(value, mrr[0]) for value in mrr],
+        }
+        for cohort, accounts, mrr in counts
+    ]
+
+
+def _cohort_counts(history: MrrHistory, months_after: int) -> list[revenue_steps.CohortCounts]:
+    """`revenue_steps.cohort_counts` from a history in memory."""
     cohorts: dict[int, list[AccountHistory]] = defaultdict(list)
     for account in history.accounts.values():
         first_paid = account.first_paid()
         if first_paid is not None:
             cohorts[first_paid].append(account)
-    result: list[Cohort] = []
+    result = []
     for first_paid in sorted(cohorts):
         members = cohorts[first_paid]
-        start_mrr = sum((account.at(first_paid) for account in members), ZERO)
-        logos, revenue = [], []
+        accounts, revenue = [], []
         for k in range(min(months_after, history.last - history.first - first_paid) + 1):
             mrr = [account.at(first_paid + k) for account in members]
-            logos.append(ratio(sum(value > 0 for value in mrr), len(members)))
-            revenue.append(ratio(sum(mrr, ZERO), start_mrr))
-        result.append(
-            {
-                "cohort": month_start(history.first + first_paid),
-                "accounts": len(members),
-                "start_mrr": start_mrr,
-                "logos": logos,
-                "revenue": revenue,
-            }
-        )
+            accounts.append(sum(value > 0 for value in mrr))
+            revenue.append(sum(mrr, ZERO))
+        result.append(revenue_steps.CohortCounts(history.first + first_paid, accounts, revenue))
     return result
+
+
+# --- the portfolio's history figures -------------------------------------------------------------
+
+
+class HistoryFigures(TypedDict):
+    cohorts: list[Cohort]
+    upsell_timing: UpsellTiming
+    churn: ChurnAnalysis | None
+
+
+def history_figures(
+    *, months_after: int, churn_first: datetime.date | None = None, churn_last: datetime.date | None = None
+) -> HistoryFigures:
+    """`cohort_retention`, `upsell_timing` and, given its months, `churn_analysis`, over the history up to
+    this month, from one query in the database (two with churns: their events). A churn range past this
+    month is a DomainError (see `check_within_history`)."""
+    _check_months_after(months_after)
+    last = revenue_steps.last_month(None)
+    churn_months = None
+    if churn_first is not None and churn_last is not None:
+        check_month_range(churn_first, churn_last)
+        check_within_history(churn_last, last)
+        churn_months = (month_index(churn_first), month_index(churn_last))
+    steps = revenue_steps.history_steps(last=last, months_after=months_after, delays=True, churn_months=churn_months)
+    churn = churn_analysis_of(*churns_with_reasons(steps.churns, *churn_months)) if churn_months else None
+    return {"cohorts": cohorts_of(steps.cohorts), "upsell_timing": timing_of(steps.upsell_delays), "churn": churn}
 
 
 # --- lifetime value -------------------------------------------------------------------------------
@@ -360,23 +414,32 @@ def upsell_timing(*, history: MrrHistory | None = None) -> UpsellTiming:
     """Months from each account's first month-end MRR month to its first expansion month.
 
     distribution maps months to accounts, ascending; median_months is None when no account expanded;
-    accounts counts those that did.
+    accounts counts those that did. Without `history`, the history up to this month, counted in the
+    database (one query).
     """
-    history = history_or_load(history, None)
-    delays = []
-    for account in history.accounts.values():
-        first_paid = account.first_paid()
-        if first_paid is None:
-            continue
-        expanded = next(
-            (k for k in range(first_paid + 1, len(account.mrr)) if movement(account, k).kind == "expansion"), None
-        )
-        if expanded is not None:
-            delays.append(expanded - first_paid)
+    if history is None:
+        delays = revenue_steps.history_steps(last=revenue_steps.last_month(None), delays=True).upsell_delays
+    else:
+        delays = Counter()
+        for account in history.accounts.values():
+            first_paid = account.first_paid()
+            if first_paid is None:
+                continue
+            expanded = next(
+                (k for k in range(first_paid + 1, len(account.mrr)) if movement(account, k).kind == "expansion"),
+                None,
+            )
+            if expanded is not None:
+                delays[expanded - first_paid] += 1
+    return timing_of(delays)
+
+
+def timing_of(delays: Counter[int]) -> UpsellTiming:
+    """Upsell timing (see `upsell_timing`) from the accounts per months to their first expansion."""
     return {
-        "distribution": dict(sorted(Counter(delays).items())),
-        "median_months": _median(delays),
-        "accounts": len(delays),
+        "distribution": dict(sorted(delays.items())),
+        "median_months": _median(delays.elements()),
+        "accounts": delays.total(),
     }
 
 
@@ -406,17 +469,21 @@ def churn_reasons(history: MrrHistory, account_ids: Iterable[int]) -> dict[tuple
     An event belongs to the account's churn nearest to it (see `_days_from_month`), and a churn takes the
     nearest of its events; a churn without one is absent.
     """
-    accounts = {pk: history.accounts[pk] for pk in account_ids}
-    if not accounts:
-        return {}
     # Every churn of these accounts in the history, in the range or not: an event near the range's edge
     # may belong to a churn just outside it.
     churn_months = {
         pk: [history.first + k for k in range(1, len(account.mrr)) if account.mrr[k - 1] > 0 and account.mrr[k] == 0]
-        for pk, account in accounts.items()
+        for pk, account in ((pk, history.accounts[pk]) for pk in account_ids)
     }
+    return reasons_of_churns(churn_months)
+
+
+def reasons_of_churns(churn_months: dict[int, list[int]]) -> dict[tuple[int, int], str]:
+    """As `churn_reasons`, given every churn month (index) of each account (one query, none without any)."""
+    if not churn_months:
+        return {}
     nearest: dict[tuple[int, int], tuple[int, datetime.date, str]] = {}
-    events = ChurnEvent.objects.filter(account_id__in=accounts).values_list("account_id", "churned_on", "reason")
+    events = ChurnEvent.objects.filter(account_id__in=churn_months).values_list("account_id", "churned_on", "reason")
     for pk, churned_on, reason in events.order_by():
         candidates = [
             (distance, month)
@@ -432,7 +499,55 @@ def churn_reasons(history: MrrHistory, account_ids: Iterable[int]) -> dict[tuple
     return {key: reason for key, (_distance, _day, reason) in nearest.items()}
 
 
-def churn_analysis(*, first: datetime.date, last: datetime.date, history: MrrHistory | None = None) -> ChurnAnalysis:
+def churns_in_range(
+    *,
+    first: datetime.date,
+    last: datetime.date,
+    history: MrrHistory | None = None,
+    until: datetime.date | None = None,
+) -> tuple[list[revenue_steps.Churn], dict[tuple[int, int], str]]:
+    """The churns of months first..last (in any order), and the recorded reason of those that have one.
+
+    With `history`, from it (names left ''); without, from the history up to `until`'s month (default
+    `last`), found in the database. A churn event may belong to a churn after `last`, so the history's end
+    matters. DomainError for a bad range or one past the history's end. One query beyond the history for
+    the reasons (none without churns), or two without it.
+    """
+    check_month_range(first, last)
+    low, high = month_index(first), month_index(last)
+    if history is None:
+        end = high if until is None else month_index(until)
+        check_within_history(last, end)
+        found = revenue_steps.history_steps(last=end, churn_months=(low, high)).churns
+        return churns_with_reasons(found, low, high)
+    history_offset(history, last)
+    found = []
+    for month in range(max(low, history.first), high + 1):
+        for account, move in movements(history, month):
+            if move.kind == "churn":
+                tenure = month - history.first - account.first_paid()
+                tier = account.segments.get(SegmentKind.TIER, "")
+                found.append(revenue_steps.Churn(account.account_id, month, tenure, move.amount, tier, ""))
+    return found, churn_reasons(history, {churn.account_id for churn in found})
+
+
+def churns_with_reasons(
+    found: list[revenue_steps.Churn], low: int, high: int
+) -> tuple[list[revenue_steps.Churn], dict[tuple[int, int], str]]:
+    """The churns of months low..high among `found` (every churn of their accounts), and their reasons."""
+    churn_months: dict[int, list[int]] = defaultdict(list)
+    for churn in found:
+        churn_months[churn.account_id].append(churn.month)
+    return [churn for churn in found if low <= churn.month <= high], reasons_of_churns(churn_months)
+
+
+def churn_analysis(
+    *,
+    first: datetime.date,
+    last: datetime.date,
+    history: MrrHistory | None = None,
+    until: datetime.date | None = None,
+) -> ChurnAnalysis:
     """Churned MRR (CSM_CURRENCY, the MRR lost) and logos over the months first..last.
 
     by_tenure: per band of months from the account's first MRR month to the churn month (every band,
@@ -443,31 +558,25 @@ def churn_analysis(*, first: datetime.date, last: datetime.date, history: MrrHis
     churn month (the exclusive end of its last line, which falls in that month), else on the last day of
     the month before (its last paid day), else in the month after (recorded late), the nearest first. The
     account's current `churn_reason` is not used: a reactivated account that churned again has had two
-    reasons. A churn without an event counts as "Not recorded". One query beyond the history.
+    reasons. A churn without an event counts as "Not recorded". Without `history`, the history up to
+    `until` (default `last`), found in the database: two queries (see `churns_in_range`).
     """
-    check_month_range(first, last)
-    history = history_or_load(history, last)
-    history_offset(history, last)
-    low, high = max(month_index(first), history.first), month_index(last)
-    churns = []  # (account id, month index, tier, tenure in months, churned MRR)
-    for month in range(low, high + 1):
-        for account, move in movements(history, month):
-            if move.kind == "churn":
-                tenure = month - history.first - account.first_paid()
-                tier = account.segments.get(SegmentKind.TIER, "")
-                churns.append((account.account_id, month, tier, tenure, move.amount))
-    recorded = churn_reasons(history, {churn[0] for churn in churns})
+    return churn_analysis_of(*churns_in_range(first=first, last=last, history=history, until=until))
+
+
+def churn_analysis_of(churns: list[revenue_steps.Churn], recorded: dict[tuple[int, int], str]) -> ChurnAnalysis:
+    """The churn analysis (see `churn_analysis`) of these churns, given the recorded reasons."""
     not_recorded = _("Not recorded")
     by_tenure: dict[str, ChurnGroup] = {label: {"mrr": ZERO, "logos": 0} for label, _low, _high in TENURE_BANDS}
     by_tier: dict[str, ChurnGroup] = defaultdict(lambda: {"mrr": ZERO, "logos": 0})
     reasons: Counter[str] = Counter()
-    for account_id, month, tier, tenure, amount in churns:
-        for group in (by_tenure[tenure_band(tenure)], by_tier[tier]):
-            group["mrr"] += amount
+    for churn in churns:
+        for group in (by_tenure[tenure_band(churn.tenure)], by_tier[churn.tier]):
+            group["mrr"] += churn.mrr
             group["logos"] += 1
-        reasons[recorded.get((account_id, month), "").strip() or not_recorded] += 1
+        reasons[recorded.get((churn.account_id, churn.month), "").strip() or not_recorded] += 1
     return {
-        "churned_mrr": sum((churn[4] for churn in churns), ZERO),
+        "churned_mrr": sum((churn.mrr for churn in churns), ZERO),
         "churned_accounts": len(churns),
         "by_tenure": by_tenure,
         "by_tier": dict(sorted(by_tier.items(), key=lambda item: (-item[1]["mrr"], item[0]))),
@@ -500,8 +609,13 @@ def time_to_value() -> TimeToValue:
         .order_by("achieved_at")
         .values("achieved_at")[:1]
     )
+    # Only accounts with an achieved goal can have a value: the subqueries then run for those alone.
+    achieved = Goal.objects.filter(
+        status=Goal.Status.ACHIEVED, achieved_at__isnull=False, plan__deleted_at__isnull=True
+    ).values("plan__account_id")
     rows = (
         Account.objects.alive()
+        .filter(pk__in=achieved)
         .annotate(first_mrr=Subquery(first_line), first_plan=Subquery(first_plan))
         .annotate(first_value=Subquery(first_goal))
         .filter(first_mrr__isnull=False, first_value__isnull=False)
@@ -526,21 +640,38 @@ def time_to_value() -> TimeToValue:
 # --- concentration --------------------------------------------------------------------------------
 
 
+# Paying accounts ranked by MRR: their number, total MRR and the MRR of the first `top` of them, where
+# top = ceil(n x p / q), at least one: place - 1 < n x p / q. Money in integer cents, exact on SQLite too.
+CONCENTRATION = """
+SELECT COUNT(*), COALESCE(SUM(cents), 0), COALESCE(SUM(CASE WHEN (place - 1) * %(q)s < n * %(p)s THEN cents END), 0)
+FROM (
+    SELECT CAST(ROUND(mrr * 100) AS BIGINT) AS cents, ROW_NUMBER() OVER (ORDER BY mrr DESC) AS place,
+           COUNT(*) OVER () AS n
+    FROM {account} WHERE deleted_at IS NULL AND mrr > 0
+) ranked
+"""
+
+
 def concentration(*, share: Decimal = Decimal("0.2")) -> Concentration:
     """Share of ARR (12 x current MRR, CSM_CURRENCY) held by the top `share` of paying accounts.
 
     top_accounts = ceil(accounts x share), at least one when any account pays; top_share is None when
-    no account pays. One query.
+    no account pays. One query, ranking the accounts in the database.
     """
     share = Decimal(str(share))  # a float 0.2 would carry binary noise into the ceiling
     if not 0 < share <= 1:
         raise DomainError(_("The share of accounts must be more than 0 and at most 1."))
-    mrr = list(Account.objects.alive().filter(mrr__gt=0).order_by("-mrr").values_list("mrr", flat=True))
-    top = max(1, math.ceil(len(mrr) * share)) if mrr else 0
-    top_arr = 12 * sum(mrr[:top], ZERO)
-    total_arr = 12 * sum(mrr, ZERO)
+    p, q = share.as_integer_ratio()
+    with connection.cursor() as cursor:
+        cursor.execute(
+            CONCENTRATION.format(account=connection.ops.quote_name(Account._meta.db_table)), {"p": p, "q": q}
+        )
+        accounts, total_cents, top_cents = cursor.fetchone()
+    top = max(1, math.ceil(accounts * share)) if accounts else 0
+    top_arr = 12 * Decimal(int(top_cents)).scaleb(-2)
+    total_arr = 12 * Decimal(int(total_cents)).scaleb(-2)
     return {
-        "accounts": len(mrr),
+        "accounts": accounts,
         "top_accounts": top,
         "top_arr": top_arr,
         "total_arr": total_arr,
@@ -563,7 +694,8 @@ def drilldown(
 
     amount is the account's share of the figure (CSM_CURRENCY); the amounts add up to the bridge's
     figure exactly, both being made of the same `Movement.figures()`. start and end are the account's MRR at
-    the previous and this month end. One query (names) beyond the history.
+    the previous and this month end. One query (names) beyond the history; without `history`, one query
+    reads the month's movements from the history up to `month` in the database.
     """
     if figure not in FIGURES:
         raise DomainError(
@@ -571,22 +703,36 @@ def drilldown(
             % {"figure": figure, "figures": ", ".join(FIGURES)}
         )
     _check_segment_kind(segment_kind)
-    history = history_or_load(history, month)
-    offset = history_offset(history, month)
-    found = []
-    for account in history.accounts.values():
-        if segment_kind != SegmentKind.ALL and account.segments.get(segment_kind) != segment:
-            continue
-        move = movement(account, offset)
-        amount = move.figures().get(figure, ZERO)
-        if amount:
-            found.append((account.account_id, amount, move))
+    if history is None:
+        moves = revenue_steps.month_moves(
+            month=month_index(month), figure=figure, segment_kind=segment_kind, segment=segment
+        )
+        found = [(row.account_id, row.name, _month_movement(row)) for row in moves]
+    else:
+        offset = history_offset(history, month)
+        found = [
+            (account.account_id, "", movement(account, offset))
+            for account in history.accounts.values()
+            if segment_kind == SegmentKind.ALL or account.segments.get(segment_kind) == segment
+        ]
+    found = [(pk, name, move.figures().get(figure, ZERO), move) for pk, name, move in found]
+    found = [row for row in found if row[2]]
     if not found:
         return []
-    names = dict(Account.objects.filter(pk__in=[pk for pk, *_rest in found]).values_list("pk", "name").order_by())
+    if history is not None:
+        names = dict(Account.objects.filter(pk__in=[row[0] for row in found]).values_list("pk", "name").order_by())
+        found = [(pk, names.get(pk, ""), amount, move) for pk, _name, amount, move in found]
     rows: list[DrilldownRow] = [
-        {"account_id": pk, "name": names.get(pk, ""), "amount": amount, "start": move.start, "end": move.end}
-        for pk, amount, move in found
+        {"account_id": pk, "name": name, "amount": amount, "start": move.start, "end": move.end}
+        for pk, name, amount, move in found
     ]
     rows.sort(key=lambda row: (-row["amount"], row["name"], row["account_id"]))
     return rows
+
+
+def _month_movement(row: revenue_steps.MonthMove) -> Movement:
+    """The account's movement, classified by `movement` itself on a three-month history: (paid before?,
+    start, end), with its products first paid in the month as one product."""
+    paid_before = Decimal(1) if row.paid_before else ZERO
+    history = AccountHistory(row.account_id, {}, [paid_before, row.start, row.end], {"": [ZERO, ZERO, row.fresh]})
+    return movement(history, 2)

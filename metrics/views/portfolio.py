@@ -1,7 +1,8 @@
 """Portfolio: retention, churn, expansion, cohorts, concentration and LTV, with drill-downs.
 
-The page reads the stored revenue bridge (`RevenueMonth`) for the chosen months and the history-based
-selectors of `metrics.selectors.revenue`, loading the MRR history once for all of them. Every bridge
+The page reads the stored revenue bridge (`RevenueMonth`) for the chosen months, and the figures that
+follow accounts month by month (cohorts, upsell timing, churn) from `metrics.selectors.revenue`, which sums
+them in the database: no account's history is loaded here. Every bridge
 figure links to `drilldown`, whose rows add up to the stored figure.
 """
 
@@ -14,6 +15,7 @@ from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.urls import NoReverseMatch, path, reverse
+from django.utils import timezone
 from django.utils.formats import date_format, number_format
 from django.utils.text import capfirst
 from django.utils.translation import gettext as _
@@ -22,7 +24,7 @@ from django.utils.translation import gettext_lazy
 from accounts.models import Tier
 from csm import charts, formats
 from csm.exceptions import DomainError
-from metrics.history import FIGURES, ZERO, check_month_range, load_history, month_index, month_start, parse_month
+from metrics.history import FIGURES, ZERO, check_month_range, month_index, month_start, parse_month
 from metrics.models import RevenueMonth
 from metrics.selectors import portfolio as selectors
 from metrics.selectors import revenue
@@ -314,14 +316,14 @@ def portfolio(request: HttpRequest) -> HttpResponse:
     first, last = chosen_range(form, bounds)
     rows = selectors.portfolio_rows(first=first, last=last, segment_kind=segment_kind)
     errors = []
-    history = load_history()  # once, for every selector that follows accounts month by month
-    cohorts = revenue.cohort_retention(months_after=COHORT_MONTHS, history=history)
-    timing = revenue.upsell_timing(history=history)
+    churn_months = {"churn_first": first, "churn_last": last}
     try:
-        churn = revenue.churn_analysis(first=first, last=last, history=history)
-    except DomainError as error:  # a range reaching past this month
+        revenue.check_within_history(last)
+    except DomainError as error:  # a range reaching past this month: no churn analysis
         errors.extend(error.messages)
-        churn = None
+        churn_months = {}
+    figures = revenue.history_figures(months_after=COHORT_MONTHS, **churn_months)
+    cohorts, timing, churn = figures["cohorts"], figures["upsell_timing"], figures["churn"]
     tiers = dict(Tier.objects.values_list("name", "slug"))
     owners, owner_names = {}, {}
     if segment_kind == SegmentKind.OWNER:  # segments are usernames: show the CSM's name
@@ -390,10 +392,9 @@ def drilldown(request: HttpRequest) -> HttpResponse:
     segment_kind = form.cleaned_data["segment_kind"] or SegmentKind.ALL
     segment = "" if segment_kind == SegmentKind.ALL else form.cleaned_data["segment"]
     try:
-        # The history up to this month: a month still to come is refused rather than projected.
-        rows = revenue.drilldown(
-            month=month, figure=figure, segment_kind=segment_kind, segment=segment, history=load_history()
-        )
+        # A month still to come is refused rather than projected.
+        revenue.check_within_history(month)
+        rows = revenue.drilldown(month=month, figure=figure, segment_kind=segment_kind, segment=segment)
     except DomainError as error:
         return bad_request(request, error.messages)
     stored = selectors.stored_bridge_figure(month=month, figure=figure, segment_kind=segment_kind, segment=segment)
@@ -430,7 +431,7 @@ def churn_drilldown(request: HttpRequest) -> HttpResponse:
     first, last = form.cleaned_data["from"], form.cleaned_data["to"]
     tenure, reason = form.cleaned_data["tenure"], form.cleaned_data["reason"]
     try:
-        rows = selectors.churn_rows(first=first, last=last, tenure=tenure, reason=reason, history=load_history())
+        rows = selectors.churn_rows(first=first, last=last, tenure=tenure, reason=reason, until=timezone.localdate())
     except DomainError as error:  # a range reaching past this month
         return bad_request(request, error.messages)
     page_obj = Paginator(rows, DRILLDOWN_PAGE).get_page(request.GET.get("page"))

@@ -5,15 +5,17 @@ import datetime
 from decimal import Decimal
 from pathlib import Path
 
+import hypothesis
 import pytest
 from django.conf import settings
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
+from hypothesis import strategies as st
 
-from accounts.models import Account
+from accounts.models import Account, Tier
 from csm.exceptions import DomainError
-from metrics.history import FIGURES, load_history
+from metrics.history import FIGURES, SegmentKind, load_history, month_index, month_start
 from metrics.models import RevenueMonth
 from metrics.selectors import revenue as selectors
 from metrics.services.revenue import revenue_recompute
@@ -686,16 +688,17 @@ def count_queries(run) -> int:
 SELECTOR_QUERIES = {
     # load_history: lines, accounts' segments
     "trailing_retention_computed": (lambda: selectors.trailing_retention_computed(month=D(2026, 1, 1)), 2),
-    "cohort_retention": (lambda: selectors.cohort_retention(), 2),
-    "upsell_timing": (lambda: selectors.upsell_timing(), 2),
+    # the history's steps, summed in the database
+    "cohort_retention": (lambda: selectors.cohort_retention(), 1),
+    "upsell_timing": (lambda: selectors.upsell_timing(), 1),
     "expansion_by_segment": (
         lambda: selectors.expansion_by_segment(first=D(2025, 1, 1), last=D(2026, 2, 1), segment_kind="tier"),
         2,
     ),
-    # load_history, then the churned accounts' reasons
-    "churn_analysis": (lambda: selectors.churn_analysis(first=D(2025, 1, 1), last=D(2026, 2, 1)), 3),
-    # load_history, then the accounts' names
-    "drilldown": (lambda: selectors.drilldown(month=D(2025, 12, 1), figure="churned_mrr"), 3),
+    # the churns (with tier and name), then their accounts' churn events
+    "churn_analysis": (lambda: selectors.churn_analysis(first=D(2025, 1, 1), last=D(2026, 2, 1)), 2),
+    # the month's movements, with names
+    "drilldown": (lambda: selectors.drilldown(month=D(2025, 12, 1), figure="churned_mrr"), 1),
     # the stored bridge rows
     "trailing_retention": (lambda: selectors.trailing_retention(month=D(2026, 1, 1), segment_kind="tier"), 1),
     "ltv_by_segment": (lambda: selectors.ltv_by_segment(month=D(2026, 1, 1), segment_kind="tier"), 1),
@@ -723,3 +726,68 @@ def test_query_counts_do_not_grow_with_accounts(db, name):
         add_portfolio_copy(f"{copy}-")
     revenue_recompute(first=D(2025, 1, 1), last=D(2026, 2, 1))
     assert count_queries(run) == few == expected
+
+
+# --- the database's steps against the history in memory -------------------------------------------
+
+
+FIRST_DAY = D(2024, 1, 1)
+
+
+@st.composite
+def portfolios(draw):
+    """Random revenue lines (account, product, mrr, start, end) of up to 6 accounts, with segment labels."""
+    lines, labels = [], {}
+    for account_id in range(1, draw(st.integers(min_value=1, max_value=6)) + 1):
+        for _line in range(draw(st.integers(min_value=0, max_value=4))):
+            start = FIRST_DAY + datetime.timedelta(days=draw(st.integers(min_value=0, max_value=900)))
+            length = draw(st.one_of(st.none(), st.integers(min_value=1, max_value=700)))
+            end = None if length is None else start + datetime.timedelta(days=length)
+            product = draw(st.sampled_from(["Platform", "Analytics", "API"]))
+            mrr = Decimal(draw(st.integers(min_value=0, max_value=500_000))) / 100
+            lines.append((account_id, product, mrr, start, end))
+        labels[account_id] = {
+            SegmentKind.TIER: draw(st.sampled_from(["High touch", "Low touch", ""])),
+            SegmentKind.INDUSTRY: draw(st.sampled_from(["Software", "Retail"])),
+            SegmentKind.REGION: draw(st.sampled_from(["EMEA", "APAC"])),
+            SegmentKind.OWNER: draw(st.sampled_from(["casey", "robin", ""])),
+        }
+    return lines, labels
+
+
+@hypothesis.settings(
+    max_examples=25, deadline=None, suppress_health_check=[hypothesis.HealthCheck.function_scoped_fixture]
+)
+@hypothesis.given(portfolio=portfolios(), months=st.lists(st.integers(min_value=0, max_value=30), max_size=4))
+def test_figures_summed_in_the_database_equal_the_history_walked_in_memory(db, portfolio, months):
+    """Cohorts, upsell timing, churns and drill-downs read without a history (summed in the database as
+    steps) equal the same selectors walking the whole history in memory, for any revenue lines."""
+    lines, labels = portfolio
+    Account.objects.all().delete()
+    tiers = {tier.name: tier for tier in Tier.objects.all()}
+    for account_id, label in labels.items():
+        owner = label[SegmentKind.OWNER]
+        account = factories.AccountFactory(
+            pk=account_id,
+            tier=tiers.get(label[SegmentKind.TIER]),
+            industry=label[SegmentKind.INDUSTRY],
+            region=label[SegmentKind.REGION],
+            owner=factories.UserFactory(username=owner) if owner else None,
+        )
+        for _pk, product, mrr, start, end in (line for line in lines if line[0] == account_id):
+            factories.SubscriptionFactory(account=account, product=product, mrr=mrr, start_date=start, end_date=end)
+    history = load_history()  # up to this month, as the selectors without one read
+    assert selectors.cohort_retention() == selectors.cohort_retention(history=history)
+    assert selectors.upsell_timing() == selectors.upsell_timing(history=history)
+    for offset in months:
+        month = month_start(month_index(FIRST_DAY) + offset)
+        until = load_history(until=month)
+        assert selectors.churn_analysis(first=FIRST_DAY, last=month) == selectors.churn_analysis(
+            first=FIRST_DAY, last=month, history=until
+        )
+        for figure in FIGURES:
+            for kind, segment in (("all", ""), *((kind, label[kind]) for label in labels.values() for kind in label)):
+                ours = selectors.drilldown(month=month, figure=figure, segment_kind=kind, segment=segment)
+                assert ours == selectors.drilldown(
+                    month=month, figure=figure, segment_kind=kind, segment=segment, history=until
+                ), (month, figure, kind, segment)
