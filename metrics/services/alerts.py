@@ -10,6 +10,7 @@ import datetime
 from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import Decimal
+from operator import itemgetter
 
 from django.db import transaction
 from django.db.models import Case, DateField, DateTimeField, Exists, F, OuterRef, Q, QuerySet, Subquery, When
@@ -20,11 +21,21 @@ from django.utils.translation import gettext as _
 from accounts.models import Account
 from csm.exceptions import DomainError
 from metrics.models import Alert, AlertRule, HealthBand, HealthSnapshot
-from metrics.services.health import TREND_DAYS, account_scope, usage_latest_expression, usage_sum_expression
+from metrics.services.health import (
+    TREND_DAYS,
+    VALUE,
+    RowsByAccount,
+    account_scope,
+    stream_rows,
+    trend_windows,
+    usage_latest_expression,
+    usage_window_sums,
+)
 from success_plans.models import SuccessPlan
 
 Kind = AlertRule.Kind
 ID_BATCH = 5000
+ALERT_BATCH = 5000  # alerts per INSERT (nine parameters each, far below PostgreSQL's 65,535)
 
 
 @dataclass(frozen=True)
@@ -47,20 +58,29 @@ def _annotations(rules: list[AlertRule], on: datetime.date) -> dict:
         "renewal_alert_days": F("tier__renewal_alert_days"),
         "has_active_plan": Exists(active_plan),
     }
-    recent_first = on - datetime.timedelta(days=TREND_DAYS - 1)
-    prior_first = recent_first - datetime.timedelta(days=TREND_DAYS)
     if any(rule.kind == Kind.HEALTH_RED for rule in rules):
         annotations.update(_red_transition_annotations([r for r in rules if r.kind == Kind.HEALTH_RED], on))
     for rule in rules:
-        if rule.kind == Kind.USAGE_DROP and rule.metric:
-            annotations[f"recent_{rule.pk}"] = usage_sum_expression(rule.metric, recent_first, on)
-            annotations[f"prior_{rule.pk}"] = usage_sum_expression(
-                rule.metric, prior_first, recent_first - datetime.timedelta(1)
-            )
-        elif rule.kind == Kind.EXPANSION_SIGNAL and rule.metric and rule.per_metric:
-            annotations[f"used_{rule.pk}"] = usage_latest_expression(rule.metric, on)
-            annotations[f"licensed_{rule.pk}"] = usage_latest_expression(rule.per_metric, on)
+        if rule.kind == Kind.EXPANSION_SIGNAL and rule.metric and rule.per_metric:
+            # Only green accounts can signal expansion: the others skip the two index lookups.
+            annotations[f"used_{rule.pk}"] = _when_green(usage_latest_expression(rule.metric, on))
+            annotations[f"licensed_{rule.pk}"] = _when_green(usage_latest_expression(rule.per_metric, on))
     return annotations
+
+
+def _when_green(expression):
+    return Case(When(health_band=HealthBand.GREEN, then=expression), default=None, output_field=VALUE)
+
+
+def _usage_windows(rules: list[AlertRule], on: datetime.date) -> dict[str, tuple[str, datetime.date, datetime.date]]:
+    """The usage sums usage-drop rules compare: the 30 days ending `on` and the 30 before (as health's trend)."""
+    (recent_first, recent_last), (prior_first, prior_last) = trend_windows(on)
+    windows = {}
+    for rule in rules:
+        if rule.kind == Kind.USAGE_DROP and rule.metric:
+            windows[f"recent_{rule.pk}"] = (rule.metric, recent_first, recent_last)
+            windows[f"prior_{rule.pk}"] = (rule.metric, prior_first, prior_last)
+    return windows
 
 
 def _red_transition_annotations(rules: list[AlertRule], on: datetime.date) -> dict:
@@ -187,7 +207,7 @@ def alerts_evaluate(*, on: datetime.date | None = None, account_ids: Iterable[in
     scope = account_scope(account_ids)
     rules = list(AlertRule.objects.filter(is_active=True))
     annotations = _annotations(rules, on)
-    rows = (
+    rows = stream_rows(
         Account.objects.alive()
         .filter(scope, mrr__gt=0)
         .annotate(**annotations)
@@ -201,11 +221,17 @@ def alerts_evaluate(*, on: datetime.date | None = None, account_ids: Iterable[in
             "renewal_date",
             *annotations,
         )
-        .order_by()
+        .order_by("pk")
+    )
+    # The usage sums of every account in scope in one scan, read alongside the accounts (both in id order).
+    usage = RowsByAccount(
+        usage_window_sums(account_scope(account_ids, field="account_id"), _usage_windows(rules, on)),
+        key=itemgetter("account_id"),
     )
     firing: dict[tuple[int, int], tuple[str, int | None]] = {}
     handled: set[tuple[int, int]] = set()  # red spells whose alert was already raised and closed
     for row in rows:
+        row.update(next(iter(usage(row["pk"])), {}))
         for rule in rules:
             reason = _reason(rule, row, on)
             if reason is not None:
@@ -252,7 +278,7 @@ def alerts_evaluate(*, on: datetime.date | None = None, account_ids: Iterable[in
             )
             for (rule_id, account_id), (reason, owner_id) in firing.items()
         ],
-        batch_size=500,
+        batch_size=ALERT_BATCH,
     )
     for ids, closing_reason, closed_by in (
         (to_close, _("Condition cleared on %(date)s") % {"date": date_format(on)}, Alert.ClosedBy.CLEARED),

@@ -85,9 +85,11 @@ class Scope:
         return scope
 
 
-def account_scope(account_ids: Iterable[int] | None = None, id_range: tuple[int, int] | None = None) -> Q:
-    """The accounts a computation covers: given ids, an id range [low, high), or all."""
-    return Scope(None if account_ids is None else tuple(account_ids), id_range).q("pk")
+def account_scope(
+    account_ids: Iterable[int] | None = None, id_range: tuple[int, int] | None = None, field: str = "pk"
+) -> Q:
+    """The accounts a computation covers (given ids, an id range [low, high), or all) as a filter on `field`."""
+    return Scope(None if account_ids is None else tuple(account_ids), id_range).q(field)
 
 
 def day_bounds(on: datetime.date) -> tuple[datetime.datetime, datetime.datetime]:
@@ -146,6 +148,8 @@ class Score:
 
 
 ZERO, HUNDRED, ONE = Decimal(0), Decimal(100), Decimal(1)
+REPEATING_KINDS = {Kind.ENGAGEMENT, Kind.SENTIMENT, Kind.PLAN_PROGRESS, Kind.RENEWAL_PROXIMITY, Kind.USAGE_LEVEL}
+MEMO_SIZE = 100_000  # raw values remembered per component
 
 
 class Scorer:
@@ -166,6 +170,9 @@ class Scorer:
             json.dumps({"kind": c.kind, "metric": c.metric, "per_metric": c.per_metric})[:-1] for c in self.components
         ]
         self._weights: dict[tuple[bool, ...], tuple[list[Decimal | None], list[float]] | None] = {}
+        # Scores of raw values already seen, for kinds whose raw values repeat across accounts and days (a
+        # number of days, a mean of a few sentiments): equal Decimals score equal, whatever their exponent.
+        self._memos: list[dict | None] = [{} if c.kind in REPEATING_KINDS else None for c in self.components]
 
     def _weights_for(self, measured: tuple[bool, ...]) -> tuple[list[Decimal | None], list[float]] | None:
         """The renormalised weights of the components with data, and as shown (rounded); None without any."""
@@ -186,18 +193,24 @@ class Scorer:
         weights, shown_weights = found
         weighted = ZERO
         explained = []
-        for (bad, span), head, raw, weight, shown in zip(
-            self._thresholds, self._heads, raws, weights, shown_weights, strict=True
+        for (bad, span), head, memo, raw, weight, shown in zip(
+            self._thresholds, self._heads, self._memos, raws, weights, shown_weights, strict=True
         ):
             if raw is None:
                 explained.append(f'{head}, "raw": null, "score": null, "weight": 0.0}}')
                 continue
-            score = HUNDRED * min(max((raw - bad) / span, ZERO), ONE)
-            weighted += score * weight
-            explained.append(
-                f'{head}, "raw": {float(raw.quantize(RAW_PLACES))!r}, '
-                f'"score": {float(score.quantize(SCORE_PLACES, ROUND_HALF_UP))!r}, "weight": {shown!r}}}'
-            )
+            scored = memo.get(raw) if memo is not None else None
+            if scored is None:
+                score = HUNDRED * min(max((raw - bad) / span, ZERO), ONE)
+                scored = (
+                    score,
+                    f'"raw": {float(raw.quantize(RAW_PLACES))!r}, '
+                    f'"score": {float(score.quantize(SCORE_PLACES, ROUND_HALF_UP))!r}',
+                )
+                if memo is not None and len(memo) < MEMO_SIZE:
+                    memo[raw] = scored
+            weighted += scored[0] * weight
+            explained.append(f'{head}, {scored[1]}, "weight": {shown!r}}}')
         overall = weighted.quantize(SCORE_PLACES, ROUND_HALF_UP)
         return Score(
             score=overall, band=band_for(score=overall, model=self.model), components=f"[{', '.join(explained)}]"
@@ -229,17 +242,6 @@ def _decimal(value) -> Decimal | None:
     if value is None:
         return None
     return value if isinstance(value, Decimal) else Decimal(str(value))
-
-
-def usage_sum_expression(metric: str, first: datetime.date, last: datetime.date) -> Subquery:
-    rows = (
-        UsageRecord.objects.filter(account=OuterRef("pk"), metric=metric, date__gte=first, date__lte=last)
-        .order_by()
-        .values("account")
-        .annotate(total=Sum("value"))
-        .values("total")
-    )
-    return Subquery(rows, output_field=VALUE)
 
 
 def usage_latest_expression(metric: str, on: datetime.date) -> Subquery:
@@ -275,7 +277,7 @@ def usage_window_sums(
         name: Max("value", filter=Q(metric=metric, date=day), output_field=VALUE)
         for name, (metric, day) in values_on.items()
     }
-    return _stream(
+    return stream_rows(
         UsageRecord.objects.filter(
             scope,
             metric__in={span[0] for span in spans},
@@ -320,7 +322,7 @@ class AccountDays:
         self.sentiment: list[Decimal | None] = [None] * days  # mean sentiment of the 90 days ending that day
 
 
-def _stream(queryset: QuerySet) -> Iterator[dict]:
+def stream_rows(queryset: QuerySet) -> Iterator[dict]:
     """The rows of a values() queryset as dicts, fetched in one go but made Python objects a batch at a time.
 
     A client-side cursor: the planner plans the whole result (a scan and a hash aggregate), not a fast
@@ -332,7 +334,7 @@ def _stream(queryset: QuerySet) -> Iterator[dict]:
         yield dict(zip(names, row, strict=True))
 
 
-class _Follower:
+class RowsByAccount:
     """Rows ordered by account id, handed out alongside accounts walked in the same order: called with
     each account id in turn, returns that account's rows (empty when it has none)."""
 
@@ -378,7 +380,7 @@ class Pass:
         starts = {f"level_{m}": usage_latest_expression(m, self.days[0] - ONE_DAY) for m in self.level_metrics}
         if not many:
             starts = {}
-        rows = _stream(
+        rows = stream_rows(
             Account.objects.alive()
             .filter(self.scope.q("pk"))
             .annotate(cadence=F("tier__touch_cadence_days"), **starts)
@@ -386,7 +388,7 @@ class Pass:
             .order_by("pk")
         )
         first, last = self.days[0], self.days[-1]
-        lines = _Follower(
+        lines = RowsByAccount(
             Subscription.objects.alive()
             .filter(self.scope.q("account_id"), mrr__gt=0, start_date__lte=last)
             .filter(Q(end_date__isnull=True) | Q(end_date__gt=first))
@@ -439,10 +441,10 @@ class Pass:
                 windows[f"prior_{metric}_{i}"] = (metric, prior_first, prior_last)
             for metric in self.level_metrics:
                 values_on[f"on_{metric}_{i}"] = (metric, day)
-        usage = _Follower(
+        usage = RowsByAccount(
             usage_window_sums(self.scope.q("account_id"), windows, values_on), key=itemgetter("account_id")
         )
-        touches = _Follower(self._touch_aggregates(), key=itemgetter("account_id"))
+        touches = RowsByAccount(self._touch_aggregates(), key=itemgetter("account_id"))
         while True:
             account, _row = yield
             sums = next(iter(usage(account.pk)), {})
@@ -469,7 +471,7 @@ class Pass:
             aggregates[f"last_{i}"] = Max("occurred_at", filter=Q(occurred_at__lt=end))
             aggregates[f"total_{i}"] = Sum("sentiment", filter=window)
             aggregates[f"count_{i}"] = Count("sentiment", filter=window)
-        return _stream(
+        return stream_rows(
             Touch.objects.alive()
             .filter(self.scope.q("account_id"), occurred_at__lt=self.ends[-1])
             .values("account_id")
@@ -482,7 +484,7 @@ class Pass:
     def _many_days(self) -> Generator[None, tuple[AccountDays, dict], None]:
         first, last, n = self.days[0], self.days[-1], len(self.days)
         lead = 2 * TREND_DAYS
-        usage = _Follower(
+        usage = RowsByAccount(
             UsageRecord.objects.filter(
                 self.scope.q("account_id"),
                 metric__in=set(self.trend_metrics) | set(self.level_metrics),
@@ -494,7 +496,7 @@ class Pass:
             .iterator(chunk_size=STREAM_ROWS),
             key=itemgetter(0),
         )
-        touches = _Follower(
+        touches = RowsByAccount(
             Touch.objects.alive()
             .filter(self.scope.q("account_id"), occurred_at__lt=self.ends[-1])
             .values_list("account_id", "occurred_at", "sentiment")
@@ -627,10 +629,13 @@ SNAPSHOT_COLUMNS = ("account_id", "date", "score", "band", "model_version_id", "
 COPY_ROWS = 50_000  # snapshots sent per COPY and upsert: bounds memory while a backfill streams
 
 
-def snapshots_write(rows: list[tuple]) -> int:
-    """Insert or replace snapshots given as tuples in SNAPSHOT_COLUMNS order (components as JSON text).
+def snapshots_write(rows: list[tuple], *, unchanged_kept: bool = False) -> int:
+    """Insert or replace snapshots given as tuples in SNAPSHOT_COLUMNS order (components as JSON text);
+    returns how many were given.
 
     PostgreSQL: COPY into a temporary table, then one INSERT … ON CONFLICT; elsewhere the shared JSON upsert.
+    With `unchanged_kept`, PostgreSQL leaves a snapshot that would not change as it is (its updated_at
+    too, so partners syncing snapshots see only real changes).
     """
     if not rows:
         return 0
@@ -643,9 +648,15 @@ def snapshots_write(rows: list[tuple]) -> int:
             update_fields=["score", "band", "model_version", "components", "updated_at"],
         )
     columns = ", ".join(SNAPSHOT_COLUMNS)
-    updates = ", ".join(
-        f"{c} = excluded.{c}" for c in SNAPSHOT_COLUMNS if c not in {"account_id", "date", "created_at"}
-    )
+    compared = ("score", "band", "model_version_id", "components")
+    updates = ", ".join(f"{c} = excluded.{c}" for c in (*compared, "updated_at"))
+    condition = ""
+    if unchanged_kept:
+        table = HealthSnapshot._meta.db_table
+        condition = (
+            f" WHERE ({', '.join(f'{table}.{c}' for c in compared)}) "
+            f"IS DISTINCT FROM ({', '.join(f'excluded.{c}' for c in compared)})"
+        )
     with connection.cursor() as cursor:
         cursor.execute(
             "CREATE TEMPORARY TABLE IF NOT EXISTS health_snapshot_load "
@@ -655,7 +666,7 @@ def snapshots_write(rows: list[tuple]) -> int:
             copy.write("".join(_copy_line(row) for row in rows))
         cursor.execute(
             f"INSERT INTO metrics_healthsnapshot ({columns}) SELECT {columns} FROM health_snapshot_load "
-            f"ON CONFLICT (account_id, date) DO UPDATE SET {updates}"
+            f"ON CONFLICT (account_id, date) DO UPDATE SET {updates}{condition}"
         )
         cursor.execute("TRUNCATE health_snapshot_load")
     return len(rows)
@@ -700,27 +711,26 @@ def _recompute_days(days: list[datetime.date], scope: Scope, scorer: Scorer) -> 
     start = timezone.now()
     # Day i's snapshots are stamped a microsecond after day i - 1's: later days read as rescored later.
     stamps = [start + datetime.timedelta(microseconds=i) for i in range(len(days))]
+    scored: list[set[int]] = [set() for _ in days]
     # account -> the last day scored (index), whether it changes what the account shows
     latest_new: dict[int, tuple[int, bool]] = {}
     written, rows = 0, []
     for account, i, score in health_scores(days=days, scope=scope, scorer=scorer):
         rows.append(_snapshot_row(account.pk, days[i], score, scorer.model.pk, stamps[i]))
+        scored[i].add(account.pk)
         latest_new[account.pk] = (i, (account.health_score, account.health_band) != (score.score, score.band))
         if len(rows) == COPY_ROWS:
-            written += snapshots_write(rows)
+            written += snapshots_write(rows, unchanged_kept=True)
             rows = []
-    written += snapshots_write(rows)
-    # Whatever this run did not write on its days is stale.
+    written += snapshots_write(rows, unchanged_kept=True)
+    # The day's snapshots of accounts this run did not score are stale.
     lost: set[int] = set()  # accounts that lost a snapshot
-    for day, stamp in zip(days, stamps, strict=True):
-        stale = list(
-            HealthSnapshot.objects.filter(scope.q("account_id"), date=day, updated_at__lt=stamp).values_list(
-                "account_id", flat=True
-            )
-        )
-        if stale:
-            HealthSnapshot.objects.filter(account_id__in=stale, date=day).delete()
-            lost.update(stale)
+    for day, day_scored in zip(days, scored, strict=True):
+        had = HealthSnapshot.objects.filter(scope.q("account_id"), date=day).values_list("account_id", flat=True)
+        stale = [pk for pk in had if pk not in day_scored]
+        for first in range(0, len(stale), CHUNK_SIZE):
+            HealthSnapshot.objects.filter(account_id__in=stale[first : first + CHUNK_SIZE], date=day).delete()
+        lost.update(stale)
     # Account.health_* follow the latest snapshot: the one just written unless a later day has one. Only
     # accounts whose shown health changes are updated; one that lost a snapshot and got none is refreshed.
     later = dict(
