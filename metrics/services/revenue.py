@@ -2,57 +2,44 @@
 
 An account's MRR in month M is its MRR on M's last day. Per month and account, start = MRR at the
 previous month end and end = MRR at this month end; the difference is new, reactivation, expansion,
-contraction or churn (`metrics.history.movement`). Everything is read in two queries (lines,
-accounts; `metrics.history.load_history`) and computed in memory, so a run costs the same number
-of queries whatever the number of accounts and months.
+contraction or churn (as `metrics.history.movement` classifies it). The database classifies every
+account-month and sums the figures per segment (`metrics.services.revenue_sql`); only those sums come
+back, so a run costs the same few queries and memory whatever the number of accounts.
 """
 
 import datetime
+import itertools
+from collections.abc import Iterator
+from decimal import Decimal
 
 from django.db import transaction
+from django.db.models import Min
 from django.utils import timezone
 
+from accounts.models import Subscription
 from csm.db import bulk_upsert
 from metrics.history import (
     FIGURES,
     MONEY_PLACES,
     ZERO,
-    MrrHistory,
     SegmentKind,
     check_month_range,
-    load_history,
     month_index,
     month_start,
-    movements,
     ratio,
-    trailing_retention_by_segment,
 )
 from metrics.models import RevenueMonth
+from metrics.services.revenue_sql import COUNTS, MONEY_CENTS, SUMMED, bridge_sums
 
 # --- the bridge -----------------------------------------------------------------------------------
 
 
-COUNTS = (
-    "start_accounts",
-    "new_accounts",
-    "reactivated_accounts",
-    "expanding_accounts",
-    "contracting_accounts",
-    "churned_accounts",
-    "end_accounts",
-)
 TRAILING = ("trailing_nrr", "trailing_grr")
 RATES = ("grr", "nrr", "logo_churn_rate", "gross_revenue_churn_rate", "net_revenue_churn_rate", "quick_ratio", "arpa")
 # Every figure a RevenueMonth row stores, in the order it is shown.
 ROW_FIGURES = (*FIGURES, *COUNTS, *RATES, *TRAILING)
-# The count each kind of movement adds one to.
-KIND_COUNT = {
-    "new": "new_accounts",
-    "reactivation": "reactivated_accounts",
-    "expansion": "expanding_accounts",
-    "contraction": "contracting_accounts",
-    "churn": "churned_accounts",
-}
+# RevenueMonth rows upserted per statement.
+UPSERT_ROWS = 5_000
 
 
 def with_rates(row: dict) -> dict:
@@ -70,44 +57,42 @@ def with_rates(row: dict) -> dict:
     return row
 
 
-def bridge(history: MrrHistory, first: int, last: int) -> dict[tuple[int, str, str], dict]:
-    """Bridge figures, rates and trailing retention per (month index, segment kind, segment), months first..last.
+def _money(cents: int) -> Decimal:
+    """Integer cents (as the bridge query sums them) to money with two places."""
+    return Decimal(cents).scaleb(-2)
+
+
+def bridge_rows(first: int, last: int) -> Iterator[tuple[tuple[int, str, str], dict]]:
+    """((month index, segment kind, segment), figures) for months first..last: the bridge figures, rates
+    and trailing retention.
 
     A segment has a row in a month when one of its accounts had MRR at the start or end of it, or twelve
-    months before (see `trailing_retention_by_segment`).
+    months before; ('all', '') has one every month. The sums come from one query
+    (`revenue_sql.bridge_sums`), streamed; only the rates are worked out here.
     """
-    rows: dict[tuple[int, str, str], dict] = {}
-    everyone = (SegmentKind.ALL, "")
-    # Each account's segments, built once rather than once per month: this loop is the hot path.
-    segments = {pk: (everyone, *account.segments.items()) for pk, account in history.accounts.items()}
+    months_seen = set()
+    for month, kind, segment, *values in bridge_sums(first, last):
+        sums = dict(zip(SUMMED, values, strict=True))
+        row = {name: _money(sums[name]) for name in MONEY_CENTS} | {name: sums[name] for name in COUNTS}
+        row["upsell_mrr"] = row["expansion_mrr"] - row["cross_sell_mrr"]
+        row["trailing_nrr"] = ratio(sums["now_mrr"], sums["base_mrr"])
+        row["trailing_grr"] = ratio(sums["kept_mrr"], sums["base_mrr"])
+        months_seen.add(month)
+        yield (month, kind, segment), with_rates(row)
     blank = dict.fromkeys(FIGURES, ZERO) | dict.fromkeys(COUNTS, 0) | dict.fromkeys(TRAILING)
     for month in range(first, last + 1):
-        month_rows = {everyone: blank.copy()}
-        for account, move in movements(history, month):
-            parts = move.figures()
-            for key in segments[account.account_id]:
-                row = month_rows.get(key)
-                if row is None:
-                    row = month_rows[key] = blank.copy()
-                for figure, amount in parts.items():
-                    row[figure] += amount
-                row["start_accounts"] += move.start > 0
-                row["end_accounts"] += move.end > 0
-                if move.kind:
-                    row[KIND_COUNT[move.kind]] += 1
-        # A segment whose accounts of a year ago have all gone still has a row: its retention is 0.
-        for key, retention in trailing_retention_by_segment(history, month).items():
-            row = month_rows.get(key)
-            if row is None:
-                row = month_rows[key] = blank.copy()
-            row["trailing_nrr"], row["trailing_grr"] = retention.nrr, retention.grr
-        rows.update(((month, kind, segment), with_rates(row)) for (kind, segment), row in month_rows.items())
-    return rows
+        if month not in months_seen:
+            yield (month, SegmentKind.ALL, ""), with_rates(blank.copy())
 
 
-def default_month_range(history: MrrHistory) -> tuple[int, int]:
-    """The month after the history's first (which has no MRR) to its last; just the last without any lines."""
-    return min(history.first + 1, history.last), history.last
+def first_month(last: int) -> int:
+    """The month of the first line (the first month with any movement), or `last` without lines or later."""
+    first_start = (
+        Subscription.objects.alive()
+        .filter(account__deleted_at__isnull=True)
+        .aggregate(first=Min("start_date"))["first"]
+    )
+    return last if first_start is None else min(month_index(first_start), last)
 
 
 @transaction.atomic
@@ -116,15 +101,11 @@ def revenue_recompute(*, first: datetime.date | None = None, last: datetime.date
 
     Idempotent. Returns the number of rows written.
     """
-    history = load_history(until=last)
-    low, high = default_month_range(history)
-    if first is not None:
-        low = month_index(first)
-    if last is not None:
-        high = month_index(last)
+    high = month_index(last or timezone.localdate())
+    low = first_month(high) if first is None else month_index(first)
     check_month_range(month_start(low), month_start(high))
     stamp = timezone.now()
-    rows = [
+    rows = (
         {
             "month": month_start(month),
             "segment_kind": kind,
@@ -133,19 +114,19 @@ def revenue_recompute(*, first: datetime.date | None = None, last: datetime.date
             "created_at": stamp,
             "updated_at": stamp,
         }
-        for (month, kind, segment), figures in bridge(history, low, high).items()
-    ]
-    bulk_upsert(
-        RevenueMonth,
-        rows,
-        unique_fields=["month", "segment_kind", "segment"],
-        update_fields=[
-            *ROW_FIGURES,
-            "updated_at",
-        ],
+        for (month, kind, segment), figures in bridge_rows(low, high)
     )
+    written = 0
+    # A batch at a time, so memory stays flat however many segments (owners, industries) there are.
+    while batch := list(itertools.islice(rows, UPSERT_ROWS)):
+        written += bulk_upsert(
+            RevenueMonth,
+            batch,
+            unique_fields=["month", "segment_kind", "segment"],
+            update_fields=[*ROW_FIGURES, "updated_at"],
+        )
     # Segments that no longer have anything in these months (an account moved tier, say) go.
     RevenueMonth.objects.filter(
         month__gte=month_start(low), month__lte=month_start(high), updated_at__lt=stamp
     ).delete()
-    return len(rows)
+    return written

@@ -1,0 +1,199 @@
+"""The revenue bridge (SPEC 4) computed in the database, one statement per run.
+
+Each account's month-end MRR and its month's movement are classified as `metrics.history.movement`
+does, then added up per (month, segment kind, segment) for every kind. Only those aggregated rows
+reach Python, so memory stays flat as accounts grow. Months are month indexes (months since year 0,
+`metrics.history.month_index`); money travels as integer cents, so sums are exact on SQLite too.
+The SQL runs on PostgreSQL and SQLite alike: months come from a recursive CTE (SQLite has no
+generate_series) and the segment kinds from UNION ALL (it has no GROUPING SETS).
+"""
+
+from collections.abc import Iterator
+
+from django.contrib.auth import get_user_model
+from django.db import connection
+
+from accounts.models import Account, Subscription, Tier
+
+# The month index of a date column.
+MONTH_OF = {
+    "postgresql": "(CAST(EXTRACT(YEAR FROM {0}) AS INTEGER) * 12 + CAST(EXTRACT(MONTH FROM {0}) AS INTEGER) - 1)",
+    "sqlite": "(CAST(strftime('%%Y', {0}) AS INTEGER) * 12 + CAST(strftime('%%m', {0}) AS INTEGER) - 1)",
+}
+
+# Bridge money figures in cents, then account counts, then the trailing-12-month retention inputs:
+# the columns every per-account row has and every segment row sums, in the order the query returns them.
+MONEY_CENTS = (
+    "start_mrr",
+    "new_mrr",
+    "reactivation_mrr",
+    "expansion_mrr",
+    "cross_sell_mrr",
+    "contraction_mrr",
+    "churned_mrr",
+    "end_mrr",
+)
+COUNTS = (
+    "start_accounts",
+    "new_accounts",
+    "reactivated_accounts",
+    "expanding_accounts",
+    "contracting_accounts",
+    "churned_accounts",
+    "end_accounts",
+)
+TRAILING_CENTS = ("base_mrr", "now_mrr", "kept_mrr")
+SUMMED = (*MONEY_CENTS, *COUNTS, *TRAILING_CENTS)
+# Each count is of the accounts with a non-zero amount of one figure.
+COUNTED = dict(
+    zip(
+        COUNTS,
+        ("start_mrr", "new_mrr", "reactivation_mrr", "expansion_mrr", "contraction_mrr", "churned_mrr", "end_mrr"),
+        strict=True,
+    )
+)
+
+# Month indexes first..last.
+MONTHS = """
+months(month) AS (
+    SELECT %(first)s
+    UNION ALL
+    SELECT month + 1 FROM months WHERE month < %(last)s
+)"""
+
+# Live paid lines of live accounts as the month ends each covers, [starts, ends) in month indexes (a line
+# counts on month end e when start_date <= e < end_date); an open line runs past the last month.
+LINES = """
+lines AS (
+    SELECT s.account_id, s.product, CAST(ROUND(s.mrr * 100) AS BIGINT) AS cents,
+           {start_month} AS starts, COALESCE({end_month}, %(last)s + 1) AS ends
+    FROM {subscription} s JOIN {account} a ON a.id = s.account_id
+    WHERE s.deleted_at IS NULL AND a.deleted_at IS NULL AND s.mrr > 0
+)"""
+
+# Lines that cover a month end up to the last month, with the account's first paid month end (an account
+# paid before a month it starts from zero is reactivated, else new) and, for a line that opens its product
+# (the product's first paid month end), its cents: a cross-sell candidate in that month.
+PAID_LINES = """
+paid_lines AS (
+    SELECT account_id, cents, starts, ends,
+           MIN(starts) OVER (PARTITION BY account_id) AS first_paid,
+           CASE WHEN starts = MIN(starts) OVER (PARTITION BY account_id, product) THEN cents ELSE 0 END AS opening
+    FROM lines
+    WHERE starts < ends AND starts <= %(last)s
+)"""
+
+# Per account and month its MRR at the previous month end (start), at this one (end) and at the month end
+# a year before (year_before, the trailing retention base), wherever one is non-zero. A line covering month
+# ends [starts, ends) counts in the start of months starts + 1..ends, in the end of months starts..ends - 1
+# and a year on in months starts + 12..ends + 11.
+ACCOUNT_MONTHS = """
+account_months AS (
+    SELECT l.account_id, m.month,
+           CAST(SUM(CASE WHEN m.month > l.starts AND m.month <= l.ends THEN l.cents ELSE 0 END) AS BIGINT)
+               AS start_cents,
+           CAST(SUM(CASE WHEN m.month < l.ends THEN l.cents ELSE 0 END) AS BIGINT) AS end_cents,
+           CAST(SUM(CASE WHEN m.month >= l.starts + 12 AND m.month < l.ends + 12 THEN l.cents ELSE 0 END) AS BIGINT)
+               AS year_before_cents,
+           CAST(SUM(CASE WHEN m.month = l.starts THEN l.opening ELSE 0 END) AS BIGINT) AS opening_cents,
+           MIN(l.first_paid) AS first_paid
+    FROM paid_lines l JOIN months m ON m.month >= l.starts AND m.month <= l.ends + 11
+    GROUP BY l.account_id, m.month
+)"""
+
+# Each account's movement in each month, as `metrics.history.movement` classifies it, and its trailing
+# retention inputs (SPEC 4: when it paid a year before, base = MRR then, now = MRR now, kept = the lesser).
+ACCOUNT_FIGURES = """
+account_figures AS (
+    SELECT month, account_id, start_cents AS start_mrr,
+           CASE WHEN start_cents = 0 AND first_paid = month THEN end_cents ELSE 0 END AS new_mrr,
+           CASE WHEN start_cents = 0 AND first_paid < month THEN end_cents ELSE 0 END AS reactivation_mrr,
+           CASE WHEN start_cents > 0 AND end_cents > start_cents THEN end_cents - start_cents ELSE 0 END
+               AS expansion_mrr,
+           -- Products first paid this month, capped at the expansion.
+           CASE WHEN start_cents = 0 OR end_cents <= start_cents THEN 0
+                WHEN opening_cents < end_cents - start_cents THEN opening_cents
+                ELSE end_cents - start_cents END AS cross_sell_mrr,
+           CASE WHEN end_cents > 0 AND end_cents < start_cents THEN start_cents - end_cents ELSE 0 END
+               AS contraction_mrr,
+           CASE WHEN end_cents = 0 THEN start_cents ELSE 0 END AS churned_mrr,
+           end_cents AS end_mrr,
+           year_before_cents AS base_mrr,
+           CASE WHEN year_before_cents > 0 THEN end_cents ELSE 0 END AS now_mrr,
+           CASE WHEN end_cents < year_before_cents THEN end_cents ELSE year_before_cents END AS kept_mrr
+    FROM account_months
+    WHERE start_cents > 0 OR end_cents > 0 OR year_before_cents > 0
+)"""
+
+# Sums per month and combination of labels: far fewer rows than accounts, rolled up to each kind below.
+BY_LABELS = """
+by_labels AS (
+    SELECT f.month, a.tier_id, a.industry, a.region, a.owner_id, {label_sums}
+    FROM account_figures f JOIN {account} a ON a.id = f.account_id
+    GROUP BY f.month, a.tier_id, a.industry, a.region, a.owner_id
+)"""
+
+# One branch per segment kind, labelled with the account's current tier name, industry, region and owner
+# username ('' when unset), as `metrics.history.load_history` labels them; 'all' has one segment, ''.
+SEGMENTS = {
+    "all": ("''", ""),
+    "tier": ("COALESCE(t.name, '')", "LEFT JOIN {tier} t ON t.id = b.tier_id"),
+    "industry": ("b.industry", ""),
+    "region": ("b.region", ""),
+    "owner": ("COALESCE(u.{username}, '')", "LEFT JOIN {user} u ON u.id = b.owner_id"),
+}
+SEGMENT_BRANCH = """
+SELECT b.month, '{kind}' AS segment_kind, {label} AS segment, {sums}
+FROM by_labels b {join}
+GROUP BY b.month{group}"""
+
+
+def _bridge_sql() -> str:
+    month_of = MONTH_OF[connection.vendor]
+    user = get_user_model()
+    names = {
+        "subscription": Subscription._meta.db_table,
+        "account": Account._meta.db_table,
+        "tier": Tier._meta.db_table,
+        "user": user._meta.db_table,
+        "username": user._meta.get_field(user.USERNAME_FIELD).column,
+        "start_month": month_of.format("s.start_date"),
+        "end_month": month_of.format("s.end_date"),
+    }
+    # Per label combination: money summed as BIGINT (PostgreSQL widens a SUM of BIGINT to slower numeric)
+    # and each count as the number of accounts with a non-zero amount of its figure.
+    counted = {count: f"SUM(CASE WHEN {figure} > 0 THEN 1 ELSE 0 END)" for count, figure in COUNTED.items()}
+    label_sums = ", ".join(f"{counted.get(column, f'CAST(SUM({column}) AS BIGINT)')} AS {column}" for column in SUMMED)
+    sums = ", ".join(f"CAST(SUM({column}) AS BIGINT) AS {column}" for column in SUMMED)
+    ctes = [
+        MONTHS,
+        LINES.format(**names),
+        PAID_LINES,
+        ACCOUNT_MONTHS,
+        ACCOUNT_FIGURES,
+        BY_LABELS.format(label_sums=label_sums, **names),
+    ]
+    branches = [
+        SEGMENT_BRANCH.format(
+            kind=kind,
+            label=label.format(**names),
+            join=join.format(**names),
+            sums=sums,
+            group="" if kind == "all" else f", {label.format(**names)}",
+        )
+        for kind, (label, join) in SEGMENTS.items()
+    ]
+    return "WITH RECURSIVE" + ",".join(ctes) + "\nUNION ALL".join(branches)
+
+
+def bridge_sums(first: int, last: int, chunk: int = 5_000) -> Iterator[tuple]:
+    """(month index, segment kind, segment, *SUMMED) for months first..last, from one query.
+
+    Money in cents. A segment has a row in a month when one of its accounts had MRR at the month's start
+    or end, or twelve months before; ('all', '') has none in a month without either. Rows are read
+    `chunk` at a time, so memory holds one chunk of Python rows however many segments there are.
+    """
+    with connection.cursor() as cursor:
+        cursor.execute(_bridge_sql(), {"first": first, "last": last})
+        while rows := cursor.fetchmany(chunk):
+            yield from rows
