@@ -8,14 +8,20 @@ everything runs eagerly, chunks one after another.
 
 import datetime
 
-from celery import chain, chord, shared_task
+from celery import chain, chord, group, shared_task
 from django.conf import settings
 from django.db import DatabaseError, InterfaceError
 from django.utils import timezone
 
 from accounts.services import account_mrr_refresh, recompute_batch, tier_rules_apply
 from metrics.services.alerts import alerts_evaluate
-from metrics.services.health import CHUNK_SIZE, day_bounds, health_recompute_reported, id_ranges
+from metrics.services.health import (
+    CHUNK_SIZE,
+    day_bounds,
+    health_recompute_range,
+    health_recompute_reported,
+    id_ranges,
+)
 from metrics.services.revenue import revenue_recompute
 from metrics.services.targets import targets_follow_usage
 
@@ -73,6 +79,17 @@ def recompute_health_chunk(low: int, high: int, on: str | None = None, lag_days:
     # Both days in one pass: one read of the chunk's usage and touches serves the two.
     days = [day - datetime.timedelta(days=lag_days), day] if lag_days else [day]
     return health_recompute_reported(days=days, id_range=(low, high))
+
+
+@shared_task(**RETRYING)
+def backfill_health_chunk(low: int, high: int, first: str, last: str) -> int:
+    """Rebuild the snapshots of the accounts with ids in [low, high) for every day from `first` to `last`."""
+    return health_recompute_range(first=_date(first), last=_date(last), id_range=(low, high))
+
+
+def backfill_health_workflow(first: str, last: str, chunk_size: int = CHUNK_SIZE):
+    """A backfill spread over the workers: one task per chunk of account ids, each over the whole range."""
+    return group(backfill_health_chunk.si(low, high, first, last) for low, high in id_ranges(chunk_size))
 
 
 @shared_task(**RETRYING)

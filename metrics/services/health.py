@@ -629,16 +629,26 @@ SNAPSHOT_COLUMNS = ("account_id", "date", "score", "band", "model_version_id", "
 COPY_ROWS = 50_000  # snapshots sent per COPY and upsert: bounds memory while a backfill streams
 
 
-def snapshots_write(rows: list[tuple], *, unchanged_kept: bool = False) -> int:
+def snapshots_write(rows: list[tuple], *, unchanged_kept: bool = False, fresh: bool = False) -> int:
     """Insert or replace snapshots given as tuples in SNAPSHOT_COLUMNS order (components as JSON text);
     returns how many were given.
 
     PostgreSQL: COPY into a temporary table, then one INSERT … ON CONFLICT; elsewhere the shared JSON upsert.
     With `unchanged_kept`, PostgreSQL leaves a snapshot that would not change as it is (its updated_at
-    too, so partners syncing snapshots see only real changes).
+    too, so partners syncing snapshots see only real changes). `fresh` rows clash with none (the caller
+    has deleted their days): PostgreSQL copies them straight into the table.
     """
     if not rows:
         return 0
+    if fresh and connection.vendor == "postgresql":
+        with (
+            connection.cursor() as cursor,
+            cursor.cursor.copy(
+                f"COPY {HealthSnapshot._meta.db_table} ({', '.join(SNAPSHOT_COLUMNS)}) FROM STDIN"
+            ) as copy,
+        ):
+            copy.write("".join(_copy_line(row) for row in rows))
+        return len(rows)
     if connection.vendor != "postgresql":
         names = ("account", "date", "score", "band", "model_version", "components", "created_at", "updated_at")
         return bulk_upsert(
@@ -842,41 +852,46 @@ def health_recompute_range(
     The same snapshots as recomputing each day, made a chunk of account ids at a time over the whole range
     (one streamed read of the chunk's usage and touches, windows slid in Python, snapshots written in bulk),
     each chunk in its own transaction, so memory stays flat and chunks can run on several workers
-    (`metrics.tasks.backfill_health_chunk`). `progress(accounts_done)` is called after each chunk.
+    (`metrics.tasks.backfill_health_chunk`). `progress()` is called after each chunk (see `backfill_scopes`).
     """
     if last < first:
         raise DomainError(_("The range ends before it starts."))
     scorer = Scorer(active_health_model())
     days = [first + datetime.timedelta(days=k) for k in range((last - first).days + 1)]
-    if account_ids is not None:
-        ids = sorted(set(account_ids))
-        scopes = [Scope(account_ids=tuple(ids[k : k + CHUNK_SIZE])) for k in range(0, len(ids), CHUNK_SIZE)]
-    elif id_range is not None:
-        scopes = [Scope(id_range=id_range)]
-    else:
-        scopes = [Scope(id_range=ids) for ids in id_ranges(CHUNK_SIZE)]
     written = 0
-    for scope in scopes:
+    for scope in backfill_scopes(account_ids=account_ids, id_range=id_range):
         written += _backfill_scope(days, scope, scorer)
         if progress is not None:
-            progress(len(scope.account_ids) if scope.account_ids is not None else CHUNK_SIZE)
+            progress()
     return written
+
+
+def backfill_scopes(
+    *, account_ids: Iterable[int] | None = None, id_range: tuple[int, int] | None = None
+) -> list[Scope]:
+    """The chunks a backfill works through: the given ids CHUNK_SIZE at a time, the id range, or every
+    account a range of CHUNK_SIZE ids at a time."""
+    if account_ids is not None:
+        ids = sorted(set(account_ids))
+        return [Scope(account_ids=tuple(ids[k : k + CHUNK_SIZE])) for k in range(0, len(ids), CHUNK_SIZE)]
+    if id_range is not None:
+        return [Scope(id_range=id_range)]
+    return [Scope(id_range=ids) for ids in id_ranges(CHUNK_SIZE)]
 
 
 @transaction.atomic
 def _backfill_scope(days: list[datetime.date], scope: Scope, scorer: Scorer) -> int:
+    """Rebuild the snapshots of `days` for `scope`: the range's snapshots are deleted, then the new ones
+    streamed in (COPY on PostgreSQL) as they are scored."""
+    HealthSnapshot.objects.filter(scope.q("account_id"), date__gte=days[0], date__lte=days[-1]).delete()
     stamp = timezone.now()
     written, rows = 0, []
     for account, i, score in health_scores(days=days, scope=scope, scorer=scorer):
         rows.append(_snapshot_row(account.pk, days[i], score, scorer.model.pk, stamp))
         if len(rows) == COPY_ROWS:
-            written += snapshots_write(rows)
+            written += snapshots_write(rows, fresh=True)
             rows = []
-    written += snapshots_write(rows)
-    # Whatever this pass did not write in the range is stale.
-    HealthSnapshot.objects.filter(
-        scope.q("account_id"), date__gte=days[0], date__lte=days[-1], updated_at__lt=stamp
-    ).delete()
+    written += snapshots_write(rows, fresh=True)
     account_health_refresh(scope=scope.q("pk"))
     return written
 

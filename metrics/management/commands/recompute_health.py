@@ -6,7 +6,12 @@ from django.utils import timezone
 from tqdm import tqdm
 
 from accounts.models import Account
-from metrics.services.health import HealthModelUnusable, health_recompute_range
+from metrics.services.health import (
+    HealthModelUnusable,
+    backfill_scopes,
+    health_recompute,
+    health_recompute_range,
+)
 
 
 def parse_date(value: str) -> datetime.date:
@@ -57,11 +62,16 @@ class Command(BaseCommand):
             account_ids = list(found.values())
 
         days = (last - first).days + 1
-        with tqdm(total=days, unit="day", disable=days == 1, file=sys.stderr) as bar:
-            try:
-                written = health_recompute_range(
-                    first=first, last=last, account_ids=account_ids, progress=lambda _d: bar.update()
-                )
-            except HealthModelUnusable as error:
-                raise CommandError(error.message) from None
+        try:
+            if days == 1:
+                written = health_recompute(on=first, account_ids=account_ids)
+            else:
+                # A backfill works a chunk of account ids at a time over the whole range.
+                chunks = len(backfill_scopes(account_ids=account_ids))
+                with tqdm(total=chunks, unit="chunk", file=sys.stderr) as bar:
+                    written = health_recompute_range(
+                        first=first, last=last, account_ids=account_ids, progress=bar.update
+                    )
+        except HealthModelUnusable as error:
+            raise CommandError(error.message) from None
         self.stdout.write(self.style.SUCCESS(f"{written} snapshots written for {days} day(s), {first} to {last}."))
