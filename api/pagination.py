@@ -70,11 +70,22 @@ class SyncPagination(BasePagination):
         token = request.query_params.get(self.cursor_query_param)
         if token:
             when, pk = decode_cursor(token)
-            queryset = queryset.filter(Q(**{f"{field}__{after}": when}) | Q(**{field: when, f"pk__{after}": pk}))
+            # The redundant bound on the field alone lets an index on (field, id) start at the page rather
+            # than at the first row (a row comparison would too, but PostgreSQL misjudges how many rows it keeps).
+            queryset = queryset.filter(
+                Q(**{f"{field}__{after}e": when}),
+                Q(**{f"{field}__{after}": when}) | Q(**{field: when, f"pk__{after}": pk}),
+            )
         rows = list(queryset[: limit + 1])
         self.has_next = len(rows) > limit
         rows = rows[:limit]
-        self.next_cursor = encode_cursor(getattr(rows[-1], field), rows[-1].pk) if self.has_next else None
+        if self.has_next:
+            last = rows[-1]  # an object, or a dict of values() with the field and "pk"
+            self.next_cursor = encode_cursor(
+                *(last[field], last["pk"]) if isinstance(last, dict) else (getattr(last, field), last.pk)
+            )
+        else:
+            self.next_cursor = None
         return rows
 
     def next_link(self) -> str | None:
