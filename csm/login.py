@@ -7,6 +7,7 @@ them between processes).
 """
 
 import hashlib
+import logging
 import math
 
 from django.conf import settings
@@ -19,6 +20,7 @@ from django.http import HttpRequest
 from django.utils.translation import ngettext
 
 THROTTLED = "throttled"
+logger = logging.getLogger(__name__)
 
 
 def _counters(request: HttpRequest | None, username: str) -> list[str]:
@@ -54,6 +56,8 @@ class ThrottledSignInMixin:
     def clean(self):
         username = self.cleaned_data.get("username") or ""
         if sign_in_refused(self.request, username):
+            address = self.request.META.get("REMOTE_ADDR", "") if self.request is not None else ""
+            logger.warning("Sign-in refused after repeated failures, from %s.", address)
             minutes = math.ceil(settings.CSM_LOGIN_LOCKOUT_SECONDS / 60)
             message = ngettext(
                 "Too many failed sign-ins. Try again in %(minutes)d minute.",

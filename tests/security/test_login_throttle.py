@@ -48,6 +48,18 @@ def test_after_the_allowed_failures_even_the_right_password_is_refused(csm_user)
     assert signed_in(sign_in(url, other.username, PASSWORD, address="10.0.0.3"))
 
 
+@override_settings(CSM_LOGIN_ATTEMPTS=1)
+def test_a_refused_sign_in_is_logged_without_the_password(csm_user, caplog):
+    url = reverse("login")
+    sign_in(url, "priya", "wrong-guess")
+    with caplog.at_level("WARNING", logger="csm.login"):
+        sign_in(url, "priya", PASSWORD)
+    assert [r.getMessage() for r in caplog.records if r.name == "csm.login"] == [
+        "Sign-in refused after repeated failures, from 10.0.0.1."
+    ]
+    assert PASSWORD not in caplog.text and "wrong-guess" not in caplog.text
+
+
 @override_settings(CSM_LOGIN_ATTEMPTS=2, CSM_LOGIN_LOCKOUT_SECONDS=1)
 def test_the_lockout_ends_after_its_time(csm_user):
     url = reverse("login")
