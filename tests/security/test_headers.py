@@ -104,7 +104,7 @@ def test_the_api_answers_with_the_headers_too(db):
     assert_secure_headers(Client().get("/api/v1/accounts/"))
 
 
-def test_a_nonce_is_new_on_every_response(csm_client):
+def test_a_nonce_is_new_on_every_response():
     first = directives(Client().get(reverse("api:docs")))["script-src"]
     second = directives(Client().get(reverse("api:docs")))["script-src"]
     assert first != second
