@@ -196,7 +196,7 @@ def revenue_movements() -> Counter:
 def test_the_same_seed_and_day_give_the_same_data():
     seed()
     first = snapshot()
-    seed("--flush")
+    seed("--flush", "--yes")
     second = snapshot()
 
     assert len(first["accounts"]) == ACCOUNTS
@@ -208,7 +208,7 @@ def test_the_same_seed_and_day_give_the_same_data():
 def test_another_seed_gives_other_data():
     seed()
     first = snapshot()
-    seed("--flush", seed=7)
+    seed("--flush", "--yes", seed=7)
     second = snapshot()
 
     assert len(second["accounts"]) == ACCOUNTS
@@ -599,7 +599,7 @@ def test_flush_replaces_the_data_and_keeps_configuration_and_other_users():
     RevenueMonth.objects.create(month=datetime.date(2026, 10, 1), segment_kind=RevenueMonth.SegmentKind.ALL)
     configuration = (Tier.objects.count(), HealthModel.objects.count(), AlertRule.objects.count())
 
-    output = seed("--flush", accounts=5)
+    output = seed("--flush", "--yes", accounts=5)
 
     assert "Flushed:" in output
     assert "admin / admin" in output  # the demo admin survives the flush, with its demo password
