@@ -15,6 +15,7 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from urllib.parse import quote
 
 from celery import Celery, chord
 from django.conf import settings
@@ -47,11 +48,14 @@ def client_app() -> Celery:
 
 
 def database_url() -> str:
-    """The bench database's URL, for the workers."""
-    url = os.environ.get("DATABASE_URL")
-    if not url or connection.vendor != "postgresql":
-        raise BenchError("The worker figures need the bench's PostgreSQL database in DATABASE_URL.")
-    return url
+    """The URL of the database this process uses (the bench's), for the workers."""
+    if connection.vendor != "postgresql":
+        raise BenchError("The worker figures need the bench's PostgreSQL database (set DATABASE_URL).")
+    db = connection.settings_dict
+    password = f":{quote(db['PASSWORD'], safe='')}" if db["PASSWORD"] else ""
+    host = db["HOST"] or "localhost"
+    port = f":{db['PORT']}" if db["PORT"] else ""
+    return f"postgres://{quote(db['USER'], safe='')}{password}@{host}{port}/{quote(db['NAME'], safe='')}"
 
 
 def start_worker(app: Celery, processes: int) -> tuple[subprocess.Popen, str]:
