@@ -20,7 +20,7 @@ from django.utils import timezone
 from django.utils.text import capfirst
 from django.utils.translation import gettext as _
 
-from csm.db import bulk_update, bulk_upsert
+from csm.db import bulk_insert, bulk_update, bulk_upsert
 from csm.exceptions import DomainError
 from csm.models import SyncedModel
 
@@ -235,7 +235,7 @@ def _write_many(model: type[M], instances: list[M], now: datetime.datetime) -> N
     for instance in instances:
         instance.updated_at = now
     bulk_update(model, [i for i in instances if i.pk is not None], fields)
-    model._base_manager.bulk_create([i for i in instances if i.pk is None], batch_size=BATCH_SIZE)
+    bulk_insert(model, [i for i in instances if i.pk is None])
 
 
 # --- accounts and tiers -------------------------------------------------------------------------
@@ -299,8 +299,12 @@ def accounts_save(
     changed_by=None,
     source: str = TierAssignment.Source.MANUAL,
     reason: str = "",
+    checked: bool = False,
 ) -> list[Account]:
     """Validate and save accounts built or edited by a caller, all or none, in a fixed number of queries.
+
+    `checked`: the caller has just run `accounts_check` on these accounts, unchanged since, in this
+    transaction, and kept only valid ones (the API's bulk writes report each item's errors first).
 
     What follows from the change is recorded with it: a new or changed tier opens a tier history period
     (`source`, `reason` or "Set by hand", assigned by `changed_by`); locking or unlocking a tier is
@@ -308,7 +312,8 @@ def accounts_save(
     churn event (`churn_events_record`). The accounts are recomputed after commit.
     """
     accounts = list(accounts)
-    _refuse(accounts_check(accounts=accounts), len(accounts))
+    if not checked:
+        _refuse(accounts_check(accounts=accounts), len(accounts))
     now = timezone.now()
     existing_ids = [account.pk for account in accounts if account.pk is not None]
     before = {
@@ -949,8 +954,8 @@ def _tier_assignments_open_batch(rows: list[TierOpening], assigned_by, restart: 
         )
         tier_of[account_id] = tier
     # Close before opening: at most one open assignment per account, enforced by a unique index.
-    TierAssignment.objects.bulk_update(closing, ["ended_at", "updated_at"], batch_size=1000)
-    TierAssignment.objects.bulk_create(opening, batch_size=1000)
+    bulk_update(TierAssignment, closing, ["ended_at", "updated_at"])
+    bulk_insert(TierAssignment, opening)
     by_tier: dict[Tier, list[int]] = {}
     for account_id, tier in tier_of.items():
         if current_tiers[account_id] != tier.pk:

@@ -165,11 +165,7 @@ class Server:
                     request(method, self.port, path, key=key, body=body, conn=conn)
             conn.close()
 
-        threads = [threading.Thread(target=warm) for _ in range(WORKERS)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
+        in_threads(warm, WORKERS)
 
     def peak_mb(self) -> float:
         return max((_peak_mb(pid) for pid in _children(self.process.pid)), default=0.0)
@@ -181,6 +177,14 @@ class Server:
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait()
+
+
+def in_threads(target: Callable[[], None], count: int) -> None:
+    threads = [threading.Thread(target=target) for _ in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
 
 
 def request(method: str, port: int, path: str, *, key: str | None, body: bytes | None = None, conn=None):
@@ -220,11 +224,7 @@ def post_all(port: int, key: str, path: str, bodies: list[bytes]) -> Callable[[]
                     failures.append((status, str(answer)[:500]))
             conn.close()
 
-        threads = [threading.Thread(target=worker) for _ in range(CLIENT_THREADS)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
+        in_threads(worker, CLIENT_THREADS)
         if failures:
             raise RuntimeError(f"POST {path} failed: {failures[0]}")
         return len(bodies)

@@ -80,4 +80,6 @@ class AccountViewSet(SyncedViewSet):
 
     def save_rows(self, rows) -> None:
         user = self.request.user if self.request.user.is_authenticated else None
-        accounts_save(accounts=[row.instance for row in rows], changed_by=user, source=TierAssignment.Source.API)
+        accounts_save(
+            accounts=[row.instance for row in rows], changed_by=user, source=TierAssignment.Source.API, checked=True
+        )
