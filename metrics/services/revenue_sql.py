@@ -44,15 +44,6 @@ COUNTS = (
 )
 TRAILING_CENTS = ("base_mrr", "now_mrr", "kept_mrr")
 SUMMED = (*MONEY_CENTS, *COUNTS, *TRAILING_CENTS)
-# Each count is of the accounts with a non-zero amount of one figure.
-COUNTED = dict(
-    zip(
-        COUNTS,
-        ("start_mrr", "new_mrr", "reactivation_mrr", "expansion_mrr", "contraction_mrr", "churned_mrr", "end_mrr"),
-        strict=True,
-    )
-)
-
 # Month indexes first..last.
 MONTHS = """
 months(month) AS (
@@ -101,37 +92,69 @@ account_months AS (
     GROUP BY l.account_id, m.month
 )"""
 
-# Each account's movement in each month, as `metrics.history.movement` classifies it, and its trailing
-# retention inputs (SPEC 4: when it paid a year before, base = MRR then, now = MRR now, kept = the lesser).
-ACCOUNT_FIGURES = """
-account_figures AS (
-    SELECT month, account_id, start_cents AS start_mrr,
-           CASE WHEN start_cents = 0 AND first_paid = month THEN end_cents ELSE 0 END AS new_mrr,
-           CASE WHEN start_cents = 0 AND first_paid < month THEN end_cents ELSE 0 END AS reactivation_mrr,
-           CASE WHEN start_cents > 0 AND end_cents > start_cents THEN end_cents - start_cents ELSE 0 END
-               AS expansion_mrr,
-           -- Products first paid this month, capped at the expansion.
+# Each account's movement in each month, as `metrics.history.movement` classifies it ('steady': paying,
+# unchanged; '': paying at neither end, there for its trailing base), the cross-sell part of an expansion
+# (products first paid this month, capped at the expansion) and its trailing retention inputs (SPEC 4: when
+# it paid a year before, base = MRR then, now = MRR now, kept = the lesser).
+ACCOUNT_MOVES = """
+account_moves AS (
+    SELECT month, account_id, start_cents, end_cents,
+           CASE WHEN start_cents > 0 AND end_cents = 0 THEN 'churn'
+                WHEN start_cents > 0 AND end_cents < start_cents THEN 'contraction'
+                WHEN start_cents > 0 AND end_cents > start_cents THEN 'expansion'
+                WHEN start_cents > 0 THEN 'steady'
+                WHEN end_cents > 0 AND first_paid < month THEN 'reactivation'
+                WHEN end_cents > 0 THEN 'new'
+                ELSE '' END AS movement,
            CASE WHEN start_cents = 0 OR end_cents <= start_cents THEN 0
                 WHEN opening_cents < end_cents - start_cents THEN opening_cents
-                ELSE end_cents - start_cents END AS cross_sell_mrr,
-           CASE WHEN end_cents > 0 AND end_cents < start_cents THEN start_cents - end_cents ELSE 0 END
-               AS contraction_mrr,
-           CASE WHEN end_cents = 0 THEN start_cents ELSE 0 END AS churned_mrr,
-           end_cents AS end_mrr,
-           year_before_cents AS base_mrr,
-           CASE WHEN year_before_cents > 0 THEN end_cents ELSE 0 END AS now_mrr,
-           CASE WHEN end_cents < year_before_cents THEN end_cents ELSE year_before_cents END AS kept_mrr
+                ELSE end_cents - start_cents END AS cross_sell_cents,
+           year_before_cents AS base_cents,
+           CASE WHEN year_before_cents > 0 THEN end_cents ELSE 0 END AS now_cents,
+           CASE WHEN end_cents < year_before_cents THEN end_cents ELSE year_before_cents END AS kept_cents
     FROM account_months
     WHERE start_cents > 0 OR end_cents > 0 OR year_before_cents > 0
 )"""
 
-# Sums per month and combination of labels: far fewer rows than accounts, rolled up to each kind below.
+# Accounts and sums per month, combination of labels and movement: far fewer rows than account-months,
+# rolled up to each segment kind below.
 BY_LABELS = """
 by_labels AS (
-    SELECT f.month, a.tier_id, a.industry, a.region, a.owner_id, {label_sums}
-    FROM account_figures f JOIN {account} a ON a.id = f.account_id
-    GROUP BY f.month, a.tier_id, a.industry, a.region, a.owner_id
+    SELECT f.month, a.tier_id, a.industry, a.region, a.owner_id, f.movement, COUNT(*) AS accounts,
+           {sums}
+    FROM account_moves f JOIN {account} a ON a.id = f.account_id
+    GROUP BY f.month, a.tier_id, a.industry, a.region, a.owner_id, f.movement
 )"""
+BY_LABELS_SUMMED = ("start_cents", "end_cents", "cross_sell_cents", "base_cents", "now_cents", "kept_cents")
+
+
+def _of(movements: str, amount: str) -> str:
+    return f"SUM(CASE WHEN b.movement IN ({movements}) THEN {amount} ELSE 0 END)"
+
+
+PAID_AT_START = "'churn', 'contraction', 'expansion', 'steady'"
+PAID_AT_END = "'new', 'reactivation', 'expansion', 'contraction', 'steady'"
+# Each figure of a segment (see SUMMED) from its by_labels rows.
+FIGURE_SUMS = {
+    "start_mrr": "SUM(b.start_cents)",
+    "new_mrr": _of("'new'", "b.end_cents"),
+    "reactivation_mrr": _of("'reactivation'", "b.end_cents"),
+    "expansion_mrr": _of("'expansion'", "b.end_cents - b.start_cents"),
+    "cross_sell_mrr": "SUM(b.cross_sell_cents)",
+    "contraction_mrr": _of("'contraction'", "b.start_cents - b.end_cents"),
+    "churned_mrr": _of("'churn'", "b.start_cents"),
+    "end_mrr": "SUM(b.end_cents)",
+    "start_accounts": _of(PAID_AT_START, "b.accounts"),
+    "new_accounts": _of("'new'", "b.accounts"),
+    "reactivated_accounts": _of("'reactivation'", "b.accounts"),
+    "expanding_accounts": _of("'expansion'", "b.accounts"),
+    "contracting_accounts": _of("'contraction'", "b.accounts"),
+    "churned_accounts": _of("'churn'", "b.accounts"),
+    "end_accounts": _of(PAID_AT_END, "b.accounts"),
+    "base_mrr": "SUM(b.base_cents)",
+    "now_mrr": "SUM(b.now_cents)",
+    "kept_mrr": "SUM(b.kept_cents)",
+}
 
 # One branch per segment kind, labelled with the account's current tier name, industry, region and owner
 # username ('' when unset), as `metrics.history.load_history` labels them; 'all' has one segment, ''.
@@ -160,18 +183,16 @@ def _bridge_sql() -> str:
         "start_month": month_of.format("s.start_date"),
         "end_month": month_of.format("s.end_date"),
     }
-    # Per label combination: money summed as BIGINT (PostgreSQL widens a SUM of BIGINT to slower numeric)
-    # and each count as the number of accounts with a non-zero amount of its figure.
-    counted = {count: f"SUM(CASE WHEN {figure} > 0 THEN 1 ELSE 0 END)" for count, figure in COUNTED.items()}
-    label_sums = ", ".join(f"{counted.get(column, f'CAST(SUM({column}) AS BIGINT)')} AS {column}" for column in SUMMED)
-    sums = ", ".join(f"CAST(SUM({column}) AS BIGINT) AS {column}" for column in SUMMED)
+    # Sums as BIGINT: PostgreSQL widens a SUM of BIGINT to numeric, slower to add up again.
+    label_sums = ", ".join(f"CAST(SUM(f.{column}) AS BIGINT) AS {column}" for column in BY_LABELS_SUMMED)
+    sums = ", ".join(f"CAST({FIGURE_SUMS[column]} AS BIGINT) AS {column}" for column in SUMMED)
     ctes = [
         MONTHS,
         LINES.format(**names),
         PAID_LINES,
         ACCOUNT_MONTHS,
-        ACCOUNT_FIGURES,
-        BY_LABELS.format(label_sums=label_sums, **names),
+        ACCOUNT_MOVES,
+        BY_LABELS.format(sums=label_sums, **names),
     ]
     branches = [
         SEGMENT_BRANCH.format(
