@@ -40,16 +40,16 @@ WITH lines AS (
     WHERE s.deleted_at IS NULL AND a.deleted_at IS NULL AND s.mrr > 0 {only}
 )"""
 LEVELS = """, moves AS (
-    SELECT account_id, starts AS month, cents FROM lines WHERE starts < ends
-    UNION ALL
-    SELECT account_id, ends, -cents FROM lines WHERE starts < ends AND ends <= %(last)s
+    SELECT l.account_id, CASE WHEN e.edge = 0 THEN l.starts ELSE l.ends END AS month,
+           CASE WHEN e.edge = 0 THEN l.cents ELSE -l.cents END AS cents
+    FROM lines l CROSS JOIN (SELECT 0 AS edge UNION ALL SELECT 1) e
+    WHERE l.starts < l.ends AND (e.edge = 0 OR l.ends <= %(last)s)
 ), steps AS (
     SELECT account_id, month, SUM(cents) AS change FROM moves GROUP BY account_id, month
 ), levels AS (
-    SELECT account_id, month, change,
-           SUM(change) OVER (PARTITION BY account_id ORDER BY month) AS level,
-           MIN(month) OVER (PARTITION BY account_id) AS first_paid
-    FROM steps
+    -- One window: ordered by month, the running minimum is the first paid month.
+    SELECT account_id, month, change, SUM(change) OVER running AS level, MIN(month) OVER running AS first_paid
+    FROM steps WINDOW running AS (PARTITION BY account_id ORDER BY month)
 )"""
 
 # The parts `history_steps` can ask for, each a branch of one UNION ALL of rows (part, a, b, c, d, tier, name).
