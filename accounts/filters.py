@@ -121,8 +121,24 @@ class AccountOrderingFilter(django_filters.OrderingFilter):
             descending = param.startswith("-")
             for field in ORDERINGS[param.lstrip("-")]:
                 expression = F(field)
-                ordering.append(expression.desc(nulls_last=True) if descending else expression.asc(nulls_last=True))
+                # NULLS LAST only where a value can be empty: a plain order lets an index of the field serve
+                # both directions.
+                nulls_last = True if _nullable(field) else None
+                ordering.append(
+                    expression.desc(nulls_last=nulls_last) if descending else expression.asc(nulls_last=nulls_last)
+                )
         return qs.order_by(*ordering, "name", "pk")
+
+
+def _nullable(path: str) -> bool:
+    """Whether an account's value at `path` (a field, or fields across relations) can be empty."""
+    model = Account
+    for name in path.split("__"):
+        field = model._meta.get_field(name)
+        if field.null:
+            return True
+        model = field.related_model
+    return False
 
 
 class AccountFilterSet(django_filters.FilterSet):
