@@ -23,6 +23,7 @@ from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.core.exceptions import FieldDoesNotExist
+from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import IntegrityError, models, transaction
 from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
@@ -32,8 +33,9 @@ from django_filters import utils as filter_utils
 from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
-from rest_framework import exceptions, serializers, status, viewsets
+from rest_framework import ISO_8601, exceptions, serializers, status, viewsets
 from rest_framework.decorators import action
+from rest_framework.fields import SkipField
 from rest_framework.response import Response
 from rest_framework.validators import UniqueValidator
 
@@ -240,6 +242,113 @@ def _model_field(model: type[models.Model], name: str) -> models.Field | None:
         return model._meta.get_field(name)
     except FieldDoesNotExist:
         return None
+
+
+# --- plain input --------------------------------------------------------------------------------
+
+
+class PlainInput:
+    """A serializer's validation of plainly valid items, without its per-field machinery.
+
+    For each writable field of a kind listed in `_plain_value`, a value of the exact JSON type the field
+    takes as it is (a trimmed string, an int, a bool, an ISO date, a known choice, a reference key) is
+    checked by the field's own validators and `validate_<name>` method, then the serializer's `validate`,
+    giving what `run_validation` gives. Any other value, any failure, or a serializer with other kinds of
+    fields returns None: the serializer then validates the item and words its errors, so results and
+    messages are the serializer's. Building a thousand items' data this way costs a fraction of DRF's.
+    """
+
+    def __init__(self, serializer: serializers.Serializer) -> None:
+        self.serializer = serializer
+        fields = list(serializer._writable_fields)
+        supported = all(_plain_kind(f) is not None and f.source_attrs == [f.field_name] for f in fields)
+        self.fields = (
+            [(f.field_name, f, _plain_kind(f), getattr(serializer, f"validate_{f.field_name}", None)) for f in fields]
+            if supported and not serializer.validators
+            else None
+        )
+
+    def __call__(self, item: dict) -> dict | None:
+        if self.fields is None:
+            return None
+        partial = getattr(self.serializer, "partial", False)
+        data = {}
+        try:
+            for name, field_, kind, validate in self.fields:
+                if name in item:
+                    value = item[name]
+                    if value is None:
+                        if not field_.allow_null:
+                            return None
+                    else:
+                        value = _plain_value(kind, field_, value)
+                        if value is _NOT_PLAIN:
+                            return None
+                        for validator in field_.validators:
+                            if getattr(validator, "requires_context", False):
+                                validator(value, field_)
+                            else:
+                                validator(value)
+                elif partial:
+                    continue
+                elif field_.required:
+                    return None
+                else:
+                    try:
+                        value = field_.get_default()
+                    except SkipField:
+                        continue
+                data[name] = validate(value) if validate is not None else value
+            return self.serializer.validate(data)
+        except (serializers.ValidationError, DjangoValidationError):
+            return None
+
+
+_NOT_PLAIN = object()
+
+
+def _plain_kind(field_: serializers.Field) -> str | None:
+    if isinstance(field_, ReferenceList):
+        return None
+    if isinstance(field_, Reference):
+        return "reference"
+    if type(field_) is serializers.DateField and ISO_8601 not in getattr(field_, "input_formats", [ISO_8601]):
+        return None
+    return {
+        serializers.CharField: "text",
+        serializers.IntegerField: "integer",
+        serializers.BooleanField: "boolean",
+        serializers.DateField: "date",
+        serializers.ChoiceField: "choice",
+    }.get(type(field_))
+
+
+def _plain_value(kind: str, field_: serializers.Field, value: Any) -> Any:
+    """The field's internal value of a plainly valid JSON value (as its `to_internal_value` gives), else
+    _NOT_PLAIN."""
+    kind_of = type(value)
+    if kind == "text":
+        plain = kind_of is str and value == value.strip() and (value != "" or field_.allow_blank)
+    elif kind == "reference":
+        plain = kind_of is str and value.strip() and len(value) <= EXTERNAL_ID_LENGTH and "\x00" not in value
+    elif kind == "integer":
+        plain = kind_of is int
+    elif kind == "boolean":
+        plain = kind_of is bool
+    elif kind == "date":
+        if kind_of is not str:
+            return _NOT_PLAIN
+        try:
+            return datetime.date.fromisoformat(value)
+        except ValueError:
+            return _NOT_PLAIN
+    elif kind == "choice":
+        if kind_of is not str or value == "" or value not in field_.choice_strings_to_values:
+            return _NOT_PLAIN
+        return field_.choice_strings_to_values[value]
+    else:
+        plain = False
+    return value if plain else _NOT_PLAIN
 
 
 # --- rows of a write ----------------------------------------------------------------------------
@@ -498,7 +607,8 @@ class SyncedViewSet(ApiView, viewsets.GenericViewSet):
     def write(self, items: list, mode: str, *, all_or_none: bool) -> list[Row]:
         """Validate and write items; with `all_or_none`, any bad item raises and nothing is written."""
         serializer = self.get_serializer(partial=mode == PATCH)  # its fields are built once per batch
-        rows = [self.parse(serializer, index, item) for index, item in enumerate(items)]
+        plain = PlainInput(serializer)
+        rows = [self.parse(serializer, index, item, plain) for index, item in enumerate(items)]
         for attempt in range(3):
             for row in rows:
                 row.reset()
@@ -512,7 +622,7 @@ class SyncedViewSet(ApiView, viewsets.GenericViewSet):
                     raise
         return rows
 
-    def parse(self, serializer: serializers.Serializer, index: int, item) -> Row:
+    def parse(self, serializer: serializers.Serializer, index: int, item, plain: PlainInput | None = None) -> Row:
         row = Row(index, item)
         if not isinstance(item, dict):
             row.parse_error = {
@@ -521,6 +631,9 @@ class SyncedViewSet(ApiView, viewsets.GenericViewSet):
                 "message": _("Each item must be a JSON object."),
                 "fields": {},
             }
+            return row
+        if plain is not None and (data := plain(item)) is not None:
+            row.data = data
             return row
         try:
             row.data = dict(serializer.run_validation(item))

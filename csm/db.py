@@ -3,9 +3,11 @@
 import datetime
 import decimal
 import json
+from collections.abc import Iterable
 
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import DEFAULT_DB_ALIAS, connection, connections, models
+from django.db.models import F, Lookup, Q
 
 UPSERT_BATCH_SIZE = 20_000
 
@@ -177,6 +179,27 @@ def bulk_insert(model: type[models.Model], objects: list[models.Model], *, batch
     _execute_batches(sql, [pk, *fields], names, rows, batch_size)
     for obj in objects:
         obj._state.adding, obj._state.db = False, connection.alias
+
+
+class _AnyOf(Lookup):
+    """`column = ANY(%s)` with the values as one array parameter (PostgreSQL)."""
+
+    lookup_name = "any_of"
+    prepare_rhs = False
+
+    def as_sql(self, compiler, connection):
+        lhs, params = self.process_lhs(compiler, connection)
+        field = self.lhs.output_field
+        return f"{lhs} = ANY(%s)", [*params, [field.get_db_prep_value(v, connection) for v in self.rhs]]
+
+
+def any_of(path: str, values: Iterable) -> Q | _AnyOf:
+    """A filter keeping rows whose `path` is one of `values`, like `path__in`. On PostgreSQL the values
+    travel as one array: the driver splits a query of ten thousand IN placeholders in tens of milliseconds."""
+    values = list(values)
+    if connection.vendor == "postgresql":
+        return _AnyOf(F(path), values)
+    return Q(**{f"{path}__in": values})
 
 
 def lock_keys(namespace: str, keys) -> None:

@@ -343,8 +343,8 @@ class SuccessPlanViewSet(SyncedViewSet):
 
     # -- writing
 
-    def parse(self, serializer: serializers.Serializer, index: int, item) -> Row:
-        row = super().parse(serializer, index, item)
+    def parse(self, serializer: serializers.Serializer, index: int, item, plain=None) -> Row:
+        row = super().parse(serializer, index, item, plain)
         if row.parse_error is not None and row.parse_error["fields"]:
             # Nested entries by position, as the services name them: goals[0].targets[1].name.
             fields = {LIST_INDEX.sub(r"[\1]", name): messages for name, messages in row.parse_error["fields"].items()}

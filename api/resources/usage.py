@@ -23,6 +23,7 @@ from rest_framework.decorators import action
 from rest_framework.response import Response
 
 from accounts.models import Account
+from csm.db import any_of
 from csm.exceptions import DomainError
 from csm.numbers import clean_decimal
 from metrics.models import UsageRecord
@@ -287,7 +288,9 @@ class UsageViewSet(ApiView, mixins.ListModelMixin, viewsets.GenericViewSet):
         """All the batch's accounts in one query, within scope; unknown ones fail their items."""
         reference = UsageInputSerializer().fields["account"]
         wanted = {row.data["account"] for row in rows}
-        found = dict(reference.candidates(self.viewer).filter(external_id__in=wanted).values_list("external_id", "pk"))
+        found = dict(
+            reference.candidates(self.viewer).filter(any_of("external_id", wanted)).values_list("external_id", "pk")
+        )
         for row in rows:
             key = row.data["account"]
             if key in found:
@@ -313,7 +316,7 @@ class UsageViewSet(ApiView, mixins.ListModelMixin, viewsets.GenericViewSet):
         dates = [row.data["date"] for row in rows]
         stored = set(
             UsageRecord.objects.filter(
-                account_id__in={row.account_id for row in rows},
+                any_of("account_id", {row.account_id for row in rows}),
                 metric__in={row.data["metric"] for row in rows},
                 date__range=(min(dates), max(dates)),
             ).values_list("account_id", "metric", "date")
