@@ -8,9 +8,9 @@ back, so a run costs the same few queries and memory whatever the number of acco
 """
 
 import datetime
-import itertools
 from collections.abc import Iterator
 from decimal import Decimal
+from typing import NamedTuple
 
 from django.db import transaction
 from django.db.models import Min
@@ -21,8 +21,6 @@ from csm.db import bulk_upsert
 from metrics.history import (
     FIGURES,
     MONEY_PLACES,
-    ZERO,
-    SegmentKind,
     check_month_range,
     month_index,
     month_start,
@@ -62,27 +60,46 @@ def _money(cents: int) -> Decimal:
     return Decimal(cents).scaleb(-2)
 
 
-def bridge_rows(first: int, last: int) -> Iterator[tuple[tuple[int, str, str], dict]]:
-    """((month index, segment kind, segment), figures) for months first..last: the bridge figures, rates
-    and trailing retention.
+def _stored(name: str, text: str | None) -> Decimal | int | None:
+    """A stored figure read as text back to its value."""
+    if text is None:
+        return None
+    return Decimal(text) if name not in COUNTS else int(text)
+
+
+class BridgeRow(NamedTuple):
+    """One segment row of the bridge: computed `figures` (None: no longer computed), and what is stored for
+    it (`stored_id` None: nothing yet)."""
+
+    month: int | None
+    segment_kind: str | None
+    segment: str | None
+    figures: dict | None
+    stored_id: int | None
+    stored: dict
+
+
+def bridge_rows(first: int, last: int) -> Iterator[BridgeRow]:
+    """Every segment row of months first..last with its bridge figures, rates and trailing retention
+    (see ROW_FIGURES), beside the stored one.
 
     A segment has a row in a month when one of its accounts had MRR at the start or end of it, or twelve
     months before; ('all', '') has one every month. The sums come from one query
     (`revenue_sql.bridge_sums`), streamed; only the rates are worked out here.
     """
-    months_seen = set()
-    for month, kind, segment, *values in bridge_sums(first, last):
-        sums = dict(zip(SUMMED, values, strict=True))
+    computed = len(SUMMED)
+    for month, kind, segment, *values in bridge_sums(first, last, ROW_FIGURES):
+        sums = dict(zip(SUMMED, (value or 0 for value in values[:computed]), strict=True))
+        stored_id, *stored = values[computed:]
+        stored = {name: _stored(name, text) for name, text in zip(ROW_FIGURES, stored, strict=True)}
+        if month is None:
+            yield BridgeRow(None, None, None, None, stored_id, stored)
+            continue
         row = {name: _money(sums[name]) for name in MONEY_CENTS} | {name: sums[name] for name in COUNTS}
         row["upsell_mrr"] = row["expansion_mrr"] - row["cross_sell_mrr"]
         row["trailing_nrr"] = ratio(sums["now_mrr"], sums["base_mrr"])
         row["trailing_grr"] = ratio(sums["kept_mrr"], sums["base_mrr"])
-        months_seen.add(month)
-        yield (month, kind, segment), with_rates(row)
-    blank = dict.fromkeys(FIGURES, ZERO) | dict.fromkeys(COUNTS, 0) | dict.fromkeys(TRAILING)
-    for month in range(first, last + 1):
-        if month not in months_seen:
-            yield (month, SegmentKind.ALL, ""), with_rates(blank.copy())
+        yield BridgeRow(month, kind, segment, with_rates(row), stored_id, stored)
 
 
 def first_month(last: int) -> int:
@@ -95,38 +112,47 @@ def first_month(last: int) -> int:
     return last if first_start is None else min(month_index(first_start), last)
 
 
+def _upsert(rows: list[dict]) -> int:
+    return bulk_upsert(
+        RevenueMonth,
+        rows,
+        unique_fields=["month", "segment_kind", "segment"],
+        update_fields=[*ROW_FIGURES, "updated_at"],
+    )
+
+
 @transaction.atomic
 def revenue_recompute(*, first: datetime.date | None = None, last: datetime.date | None = None) -> int:
     """Replace the RevenueMonth rows of months first..last (default: all history to this month).
 
-    Idempotent. Returns the number of rows written.
+    Idempotent: only rows whose figures changed are written (their `updated_at` moves), and rows of
+    segments left with nothing in a month are deleted. Returns the number of rows written.
     """
     high = month_index(last or timezone.localdate())
     low = first_month(high) if first is None else month_index(first)
     check_month_range(month_start(low), month_start(high))
     stamp = timezone.now()
-    rows = (
-        {
-            "month": month_start(month),
-            "segment_kind": kind,
-            "segment": segment,
-            **figures,
-            "created_at": stamp,
-            "updated_at": stamp,
-        }
-        for (month, kind, segment), figures in bridge_rows(low, high)
-    )
+    changed, gone = [], []
     written = 0
-    # A batch at a time, so memory stays flat however many segments (owners, industries) there are.
-    while batch := list(itertools.islice(rows, UPSERT_ROWS)):
-        written += bulk_upsert(
-            RevenueMonth,
-            batch,
-            unique_fields=["month", "segment_kind", "segment"],
-            update_fields=[*ROW_FIGURES, "updated_at"],
-        )
-    # Segments that no longer have anything in these months (an account moved tier, say) go.
-    RevenueMonth.objects.filter(
-        month__gte=month_start(low), month__lte=month_start(high), updated_at__lt=stamp
-    ).delete()
+    for row in bridge_rows(low, high):
+        if row.figures is None:
+            gone.append(row.stored_id)  # its segment has nothing in that month any more (an account moved)
+        elif row.figures != row.stored:  # new, or its figures changed: only those are written
+            changed.append(
+                {
+                    "month": month_start(row.month),
+                    "segment_kind": row.segment_kind,
+                    "segment": row.segment,
+                    **row.figures,
+                    "created_at": stamp,
+                    "updated_at": stamp,
+                }
+            )
+        # A batch at a time, so memory stays flat however many segments (owners, industries) there are.
+        if len(changed) == UPSERT_ROWS:
+            written += _upsert(changed)
+            changed = []
+    written += _upsert(changed)
+    for start in range(0, len(gone), UPSERT_ROWS):
+        RevenueMonth.objects.filter(pk__in=gone[start : start + UPSERT_ROWS]).delete()
     return written

@@ -8,12 +8,14 @@ The SQL runs on PostgreSQL and SQLite alike: months come from a recursive CTE (S
 generate_series) and the segment kinds from UNION ALL (it has no GROUPING SETS).
 """
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
 from django.contrib.auth import get_user_model
 from django.db import connection
 
 from accounts.models import Account, Subscription, Tier
+from metrics.history import month_start
+from metrics.models import RevenueMonth
 
 # The month index of a date column.
 MONTH_OF = {
@@ -157,21 +159,36 @@ FIGURE_SUMS = {
 }
 
 # One branch per segment kind, labelled with the account's current tier name, industry, region and owner
-# username ('' when unset), as `metrics.history.load_history` labels them; 'all' has one segment, ''.
+# username ('' when unset), as `metrics.history.load_history` labels them; 'all' has one segment, '', with a
+# row every month.
 SEGMENTS = {
-    "all": ("''", ""),
-    "tier": ("COALESCE(t.name, '')", "LEFT JOIN {tier} t ON t.id = b.tier_id"),
-    "industry": ("b.industry", ""),
-    "region": ("b.region", ""),
-    "owner": ("COALESCE(u.{username}, '')", "LEFT JOIN {user} u ON u.id = b.owner_id"),
+    "all": ("''", "months m LEFT JOIN by_labels b ON b.month = m.month"),
+    "tier": ("COALESCE(t.name, '')", "by_labels b LEFT JOIN {tier} t ON t.id = b.tier_id"),
+    "industry": ("b.industry", "by_labels b"),
+    "region": ("b.region", "by_labels b"),
+    "owner": ("COALESCE(u.{username}, '')", "by_labels b LEFT JOIN {user} u ON u.id = b.owner_id"),
 }
 SEGMENT_BRANCH = """
-SELECT b.month, '{kind}' AS segment_kind, {label} AS segment, {sums}
-FROM by_labels b {join}
-GROUP BY b.month{group}"""
+SELECT {month} AS month, '{kind}' AS segment_kind, {label} AS segment, {sums}
+FROM {source}
+GROUP BY {month}{group}"""
+
+# The rows stored for these months, their figures as text (exact decimals on SQLite too, which keeps them as
+# floating point), beside the computed ones: a row computed as stored needs no write, a row stored but no
+# longer computed (its segment emptied) goes.
+STORED = """
+stored AS (
+    SELECT id, {stored_month} AS month, segment_kind, segment, {stored_figures}
+    FROM {revenue_month}
+    WHERE month >= %(first_day)s AND month <= %(last_day)s
+)"""
+BESIDE_STORED = """
+SELECT n.month, n.segment_kind, n.segment, {computed}, s.id, {stored}
+FROM segment_rows n FULL JOIN stored s
+    ON s.month = n.month AND s.segment_kind = n.segment_kind AND s.segment = n.segment"""
 
 
-def _bridge_sql() -> str:
+def _bridge_sql(stored_figures: Sequence[str]) -> str:
     month_of = MONTH_OF[connection.vendor]
     user = get_user_model()
     names = {
@@ -180,12 +197,30 @@ def _bridge_sql() -> str:
         "tier": Tier._meta.db_table,
         "user": user._meta.db_table,
         "username": user._meta.get_field(user.USERNAME_FIELD).column,
+        "revenue_month": RevenueMonth._meta.db_table,
         "start_month": month_of.format("s.start_date"),
         "end_month": month_of.format("s.end_date"),
+        "stored_month": month_of.format("month"),
     }
     # Sums as BIGINT: PostgreSQL widens a SUM of BIGINT to numeric, slower to add up again.
     label_sums = ", ".join(f"CAST(SUM(f.{column}) AS BIGINT) AS {column}" for column in BY_LABELS_SUMMED)
     sums = ", ".join(f"CAST({FIGURE_SUMS[column]} AS BIGINT) AS {column}" for column in SUMMED)
+    branches = [
+        SEGMENT_BRANCH.format(
+            kind=kind,
+            month="m.month" if kind == "all" else "b.month",
+            label=label.format(**names),
+            source=source.format(**names),
+            sums=sums,
+            group="" if kind == "all" else f", {label.format(**names)}",
+        )
+        for kind, (label, source) in SEGMENTS.items()
+    ]
+    columns = [RevenueMonth._meta.get_field(name).column for name in stored_figures]
+    stored = STORED.format(
+        stored_figures=", ".join(f"CAST({c} AS TEXT) AS {c}" for c in columns),
+        **names,
+    )
     ctes = [
         MONTHS,
         LINES.format(**names),
@@ -193,28 +228,28 @@ def _bridge_sql() -> str:
         ACCOUNT_MONTHS,
         ACCOUNT_MOVES,
         BY_LABELS.format(sums=label_sums, **names),
+        "\nsegment_rows AS (" + "\nUNION ALL".join(branches) + "\n)",
+        stored,
     ]
-    branches = [
-        SEGMENT_BRANCH.format(
-            kind=kind,
-            label=label.format(**names),
-            join=join.format(**names),
-            sums=sums,
-            group="" if kind == "all" else f", {label.format(**names)}",
-        )
-        for kind, (label, join) in SEGMENTS.items()
-    ]
-    return "WITH RECURSIVE" + ",".join(ctes) + "\nUNION ALL".join(branches)
+    select = BESIDE_STORED.format(
+        computed=", ".join(f"n.{column}" for column in SUMMED),
+        stored=", ".join(f"s.{column}" for column in columns),
+    )
+    return "WITH RECURSIVE" + ",".join(ctes) + select
 
 
-def bridge_sums(first: int, last: int, chunk: int = 5_000) -> Iterator[tuple]:
-    """(month index, segment kind, segment, *SUMMED) for months first..last, from one query.
+def bridge_sums(first: int, last: int, stored_figures: Sequence[str], chunk: int = 5_000) -> Iterator[tuple]:
+    """Per segment row of months first..last, computed or stored: (month index, segment kind, segment,
+    *SUMMED, stored id, *stored_figures as text), from one query.
 
-    Money in cents. A segment has a row in a month when one of its accounts had MRR at the month's start
-    or end, or twelve months before; ('all', '') has none in a month without either. Rows are read
-    `chunk` at a time, so memory holds one chunk of Python rows however many segments there are.
+    Sums in cents (None for ('all', '') in a month without any MRR). A segment has a computed row in a
+    month when one of its accounts had MRR at the month's start or end, or twelve months before; a stored
+    row that is no longer computed has None for month, kind, segment and sums, and a computed row not yet
+    stored None for the id and stored figures. Rows are read `chunk` at a time, so memory holds one chunk
+    however many segments there are.
     """
+    params = {"first": first, "last": last, "first_day": month_start(first), "last_day": month_start(last)}
     with connection.cursor() as cursor:
-        cursor.execute(_bridge_sql(), {"first": first, "last": last})
+        cursor.execute(_bridge_sql(stored_figures), params)
         while rows := cursor.fetchmany(chunk):
             yield from rows

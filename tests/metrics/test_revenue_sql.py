@@ -5,6 +5,7 @@ from decimal import Decimal
 
 import pytest
 
+from accounts.models import Account
 from metrics.models import RevenueMonth
 from metrics.services.revenue import revenue_recompute
 from tests import factories
@@ -32,16 +33,21 @@ def portfolio(accounts: int) -> None:
 @pytest.mark.parametrize("accounts", [3, 30])
 def test_a_recompute_costs_the_same_queries_for_3_and_30_accounts(accounts, django_assert_num_queries):
     portfolio(accounts)
-    # The savepoint, the bridge summed per segment (one statement), one upsert of every row, the delete of
-    # segments gone, the release.
+    # The savepoint, the bridge summed per segment beside the stored rows (one statement), one upsert of
+    # the new rows, the release.
+    with django_assert_num_queries(4):
+        written = revenue_recompute(first=D(2025, 1, 1), last=D(2026, 6, 1))
+    assert written == RevenueMonth.objects.count()
+    # From the first line on (one more query: its month), nothing changed: nothing is written.
+    with django_assert_num_queries(4):
+        assert revenue_recompute(last=D(2026, 6, 1)) == 0
+    # Every high-touch account goes tech touch: the tier rows change (one upsert) and High touch has
+    # nothing left in any month (one delete).
+    Account.objects.filter(tier__slug="high-touch").update(tier=factories.default_tier("tech-touch"))
     with django_assert_num_queries(5):
-        revenue_recompute(first=D(2025, 1, 1), last=D(2026, 6, 1))
-    # From the first line on, one more: the month of the first line.
-    with django_assert_num_queries(6):
-        revenue_recompute(last=D(2026, 6, 1))
+        assert revenue_recompute(first=D(2025, 1, 1), last=D(2026, 6, 1)) == 18  # Tech touch, 18 months
+    assert not RevenueMonth.objects.filter(segment="High touch").exists()
     # One row per owner per month: all accounts are counted in the totals.
     row = RevenueMonth.objects.get(month=D(2026, 6, 1), segment_kind="all")
-    assert (row.end_accounts, RevenueMonth.objects.filter(month=D(2026, 6, 1), segment_kind="owner").count()) == (
-        accounts,
-        accounts,
-    )
+    owners = RevenueMonth.objects.filter(month=D(2026, 6, 1), segment_kind="owner")
+    assert (row.end_accounts, owners.count()) == (accounts, accounts)
