@@ -640,15 +640,20 @@ def time_to_value() -> TimeToValue:
 # --- concentration --------------------------------------------------------------------------------
 
 
-# Paying accounts ranked by MRR: their number, total MRR and the MRR of the first `top` of them, where
-# top = ceil(n x p / q), at least one: place - 1 < n x p / q. Money in integer cents, exact on SQLite too.
+# Paying accounts: their number, total MRR and the MRR of the first `top` by MRR, top = ceil(n x p / q) (at
+# least one), read from the index of live accounts' MRR. Money in integer cents, exact on SQLite too.
 CONCENTRATION = """
-SELECT COUNT(*), COALESCE(SUM(cents), 0), COALESCE(SUM(CASE WHEN (place - 1) * %(q)s < n * %(p)s THEN cents END), 0)
-FROM (
-    SELECT CAST(ROUND(mrr * 100) AS BIGINT) AS cents, ROW_NUMBER() OVER (ORDER BY mrr DESC) AS place,
-           COUNT(*) OVER () AS n
+WITH totals AS (
+    SELECT COUNT(*) AS n, SUM(CAST(ROUND(mrr * 100) AS BIGINT)) AS cents
     FROM {account} WHERE deleted_at IS NULL AND mrr > 0
-) ranked
+)
+SELECT n, COALESCE(cents, 0), COALESCE((
+    SELECT SUM(CAST(ROUND(mrr * 100) AS BIGINT)) FROM (
+        SELECT mrr FROM {account} WHERE deleted_at IS NULL AND mrr > 0
+        ORDER BY mrr DESC LIMIT (SELECT (n * %(p)s + %(q)s - 1) / %(q)s FROM totals)
+    ) top
+), 0)
+FROM totals
 """
 
 
@@ -656,7 +661,7 @@ def concentration(*, share: Decimal = Decimal("0.2")) -> Concentration:
     """Share of ARR (12 x current MRR, CSM_CURRENCY) held by the top `share` of paying accounts.
 
     top_accounts = ceil(accounts x share), at least one when any account pays; top_share is None when
-    no account pays. One query, ranking the accounts in the database.
+    no account pays. One query.
     """
     share = Decimal(str(share))  # a float 0.2 would carry binary noise into the ceiling
     if not 0 < share <= 1:
