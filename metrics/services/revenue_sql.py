@@ -118,14 +118,25 @@ account_moves AS (
     WHERE start_cents > 0 OR end_cents > 0 OR year_before_cents > 0
 )"""
 
-# Accounts and sums per month, combination of labels and movement: far fewer rows than account-months,
-# rolled up to each segment kind below.
+# Each account-month with the account's labels.
+LABELLED_MOVES = """
+labelled_moves AS (
+    SELECT f.*, a.tier_id, a.industry, a.region, a.owner_id
+    FROM account_moves f JOIN {account} a ON a.id = f.account_id
+)"""
+
+# Accounts and sums per month, movement and labels: per combination of tier, industry and region (few,
+# rolled up to all, tier, industry and region below) and per owner.
 BY_LABELS = """
 by_labels AS (
-    SELECT f.month, a.tier_id, a.industry, a.region, a.owner_id, f.movement, COUNT(*) AS accounts,
-           {sums}
-    FROM account_moves f JOIN {account} a ON a.id = f.account_id
-    GROUP BY f.month, a.tier_id, a.industry, a.region, a.owner_id, f.movement
+    SELECT month, tier_id, industry, region, movement, COUNT(*) AS accounts, {sums}
+    FROM labelled_moves
+    GROUP BY month, tier_id, industry, region, movement
+),
+by_owner AS (
+    SELECT month, owner_id, movement, COUNT(*) AS accounts, {sums}
+    FROM labelled_moves
+    GROUP BY month, owner_id, movement
 )"""
 BY_LABELS_SUMMED = ("start_cents", "end_cents", "cross_sell_cents", "base_cents", "now_cents", "kept_cents")
 
@@ -166,7 +177,7 @@ SEGMENTS = {
     "tier": ("COALESCE(t.name, '')", "by_labels b LEFT JOIN {tier} t ON t.id = b.tier_id"),
     "industry": ("b.industry", "by_labels b"),
     "region": ("b.region", "by_labels b"),
-    "owner": ("COALESCE(u.{username}, '')", "by_labels b LEFT JOIN {user} u ON u.id = b.owner_id"),
+    "owner": ("COALESCE(u.{username}, '')", "by_owner b LEFT JOIN {user} u ON u.id = b.owner_id"),
 }
 SEGMENT_BRANCH = """
 SELECT {month} AS month, '{kind}' AS segment_kind, {label} AS segment, {sums}
@@ -203,7 +214,7 @@ def _bridge_sql(stored_figures: Sequence[str]) -> str:
         "stored_month": month_of.format("month"),
     }
     # Sums as BIGINT: PostgreSQL widens a SUM of BIGINT to numeric, slower to add up again.
-    label_sums = ", ".join(f"CAST(SUM(f.{column}) AS BIGINT) AS {column}" for column in BY_LABELS_SUMMED)
+    label_sums = ", ".join(f"CAST(SUM({column}) AS BIGINT) AS {column}" for column in BY_LABELS_SUMMED)
     sums = ", ".join(f"CAST({FIGURE_SUMS[column]} AS BIGINT) AS {column}" for column in SUMMED)
     branches = [
         SEGMENT_BRANCH.format(
@@ -227,7 +238,8 @@ def _bridge_sql(stored_figures: Sequence[str]) -> str:
         PAID_LINES,
         ACCOUNT_MONTHS,
         ACCOUNT_MOVES,
-        BY_LABELS.format(sums=label_sums, **names),
+        LABELLED_MOVES.format(**names),
+        BY_LABELS.format(sums=label_sums),
         "\nsegment_rows AS (" + "\nUNION ALL".join(branches) + "\n)",
         stored,
     ]
