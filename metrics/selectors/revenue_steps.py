@@ -120,6 +120,10 @@ SEGMENT_OF = {
     "owner": "COALESCE(u.username, '')",
 }
 # Only the accounts with a line starting or ending in the month: the MRR of no other changes then.
+# Only the accounts with a line ending in months low..high: no other account's MRR falls to 0 then.
+ENDED_IN_MONTHS = """AND s.account_id IN (
+    SELECT account_id FROM {subscription} WHERE end_date >= %(first_day)s AND end_date <= %(last_day)s
+)"""
 CHANGED_IN_MONTH = """AND s.account_id IN (
     SELECT account_id FROM {subscription}
     WHERE (start_date >= %(month_first)s AND start_date <= %(month_last)s)
@@ -193,9 +197,12 @@ def history_steps(
     if delays:
         parts.append(UPSELL_DELAYS)
     low, high = churn_months or (0, -1)
+    only, days = "", {}
     if churn_months is not None:
         parts.append(CHURNS)
-    rows = _run(LEVELS + "\nUNION ALL".join(parts), last, low=low, high=high) if parts else []
+        if len(parts) == 1:  # churns alone: only accounts with a line ending in those months can churn then
+            only, days = ENDED_IN_MONTHS, {"first_day": month_start(low), "last_day": month_end(high)}
+    rows = _run(LEVELS + "\nUNION ALL".join(parts), last, only=only, low=low, high=high, **days) if parts else []
     changes: dict[int, dict[int, tuple[int, int]]] = defaultdict(dict)
     upsell: Counter[int] = Counter()
     churns = []
