@@ -20,7 +20,7 @@ from django.utils import timezone
 from django.utils.text import capfirst
 from django.utils.translation import gettext as _
 
-from csm.db import bulk_insert, bulk_update, bulk_upsert
+from csm.db import any_of, bulk_insert, bulk_update, bulk_upsert
 from csm.exceptions import DomainError
 from csm.models import SyncedModel
 
@@ -196,9 +196,7 @@ def _check_many(instances: list[M]) -> FieldErrors:
         taken = {
             value: pk
             for chunk in _chunks(list(first_at))
-            for value, pk in model._base_manager.filter(**{f"{unique.attname}__in": chunk}).values_list(
-                unique.attname, "pk"
-            )
+            for value, pk in model._base_manager.filter(any_of(unique.attname, chunk)).values_list(unique.attname, "pk")
         }
         for value, index in first_at.items():
             if value in taken and taken[value] != instances[index].pk:
@@ -319,7 +317,7 @@ def accounts_save(
     before = {
         pk: rest
         for chunk in _chunks(existing_ids)
-        for pk, *rest in Account.objects.filter(pk__in=chunk).values_list(
+        for pk, *rest in Account.objects.filter(any_of("pk", chunk)).values_list(
             "pk", "tier_id", "tier_locked", "churned_at", "churn_reason"
         )
     }
@@ -907,10 +905,12 @@ def tier_assignments_open(
 
 def _tier_assignments_open_batch(rows: list[TierOpening], assigned_by, restart: bool) -> list[TierAssignment]:
     ids = [account_id for account_id, *_rest in rows]
-    current_tiers = dict(Account.objects.filter(pk__in=ids).values_list("pk", "tier_id"))
+    current_tiers = dict(Account.objects.filter(any_of("pk", ids)).values_list("pk", "tier_id"))
     open_now = {
         assignment.account_id: assignment
-        for assignment in TierAssignment.objects.select_for_update().filter(account_id__in=ids, ended_at__isnull=True)
+        for assignment in TierAssignment.objects.select_for_update().filter(
+            any_of("account_id", ids), ended_at__isnull=True
+        )
     }
     now = timezone.now()
     closing: list[TierAssignment] = []

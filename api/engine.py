@@ -40,7 +40,7 @@ from rest_framework.response import Response
 from rest_framework.validators import UniqueValidator
 
 from accounts.services import soft_delete_many, soft_restore_many
-from csm.db import lock_keys
+from csm.db import any_of, lock_keys
 
 from .authentication import viewer_of
 from .errors import BatchError, ItemError, PayloadTooLarge, field_messages
@@ -706,9 +706,11 @@ class SyncedViewSet(ApiView, viewsets.GenericViewSet):
     def match_existing(self, rows: list[Row], mode: str) -> None:
         keys = [row.data.get("external_id") for row in rows if row.data.get("external_id")]
         lock_keys(self.model._meta.label, keys)
-        existing = {obj.external_id: obj for obj in self.model._base_manager.filter(external_id__in=keys)}
+        existing = {obj.external_id: obj for obj in self.model._base_manager.filter(any_of("external_id", keys))}
         visible = set(
-            self.scoped_queryset().filter(pk__in=[obj.pk for obj in existing.values()]).values_list("pk", flat=True)
+            self.scoped_queryset()
+            .filter(any_of("pk", [obj.pk for obj in existing.values()]))
+            .values_list("pk", flat=True)
         )
         seen: set[str] = set()
         for row in rows:

@@ -197,7 +197,7 @@ def any_of(path: str, values: Iterable) -> Q | _AnyOf:
     """A filter keeping rows whose `path` is one of `values`, like `path__in`. On PostgreSQL the values
     travel as one array: the driver splits a query of ten thousand IN placeholders in tens of milliseconds."""
     values = list(values)
-    if connection.vendor == "postgresql":
+    if values and connection.vendor == "postgresql":
         return _AnyOf(F(path), values)
     return Q(**{f"{path}__in": values})
 
