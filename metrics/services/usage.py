@@ -11,15 +11,20 @@ from django.utils.translation import gettext as _
 from accounts.services import queue_recompute, recompute_batch
 from csm.db import bulk_upsert
 from csm.exceptions import DomainError
-from csm.numbers import clean_decimal
+from csm.numbers import clean_decimal, decimal_bound
 from metrics.models import UsageRecord
 from metrics.services.targets import targets_follow_usage
 
 VALUE = {"max_digits": 18, "decimal_places": 4}  # UsageRecord.value
 
 
+VALUE_BOUND = decimal_bound(**VALUE)
+
+
 def usage_value(raw) -> tuple[Decimal | None, str | None]:
     """The value as stored (see `csm.numbers.clean_decimal`), or the error naming the field."""
+    if type(raw) is Decimal and raw.as_tuple().exponent == -VALUE["decimal_places"] and abs(raw) <= VALUE_BOUND:
+        return raw, None  # cleaned already (the API's input is): clean_decimal would give it back unchanged
     try:
         return clean_decimal(raw, **VALUE), None
     except DomainError as error:
