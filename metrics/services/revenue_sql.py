@@ -55,10 +55,12 @@ months(month) AS (
 )"""
 
 # Live paid lines of live accounts as the month ends each covers, [starts, ends) in month indexes (a line
-# counts on month end e when start_date <= e < end_date); an open line runs past the last month.
+# counts on month end e when start_date <= e < end_date); an open line runs past the last month. Each line
+# carries its account's labels (tier, industry, region, owner) down to the account-months.
 LINES = """
 lines AS (
-    SELECT s.account_id, s.product, CAST(ROUND(s.mrr * 100) AS BIGINT) AS cents,
+    SELECT s.account_id, a.tier_id, a.industry, a.region, a.owner_id, s.product,
+           CAST(ROUND(s.mrr * 100) AS BIGINT) AS cents,
            {start_month} AS starts, COALESCE({end_month}, %(last)s + 1) AS ends
     FROM {subscription} s JOIN {account} a ON a.id = s.account_id
     WHERE s.deleted_at IS NULL AND a.deleted_at IS NULL AND s.mrr > 0
@@ -69,7 +71,7 @@ lines AS (
 # (the product's first paid month end), its cents: a cross-sell candidate in that month.
 PAID_LINES = """
 paid_lines AS (
-    SELECT account_id, cents, starts, ends,
+    SELECT account_id, tier_id, industry, region, owner_id, cents, starts, ends,
            MIN(starts) OVER (PARTITION BY account_id) AS first_paid,
            CASE WHEN starts = MIN(starts) OVER (PARTITION BY account_id, product) THEN cents ELSE 0 END AS opening
     FROM lines
@@ -82,7 +84,7 @@ paid_lines AS (
 # and a year on in months starts + 12..ends + 11.
 ACCOUNT_MONTHS = """
 account_months AS (
-    SELECT l.account_id, m.month,
+    SELECT l.account_id, l.tier_id, l.industry, l.region, l.owner_id, m.month,
            CAST(SUM(CASE WHEN m.month > l.starts AND m.month <= l.ends THEN l.cents ELSE 0 END) AS BIGINT)
                AS start_cents,
            CAST(SUM(CASE WHEN m.month < l.ends THEN l.cents ELSE 0 END) AS BIGINT) AS end_cents,
@@ -91,7 +93,7 @@ account_months AS (
            CAST(SUM(CASE WHEN m.month = l.starts THEN l.opening ELSE 0 END) AS BIGINT) AS opening_cents,
            MIN(l.first_paid) AS first_paid
     FROM paid_lines l JOIN months m ON m.month >= l.starts AND m.month <= l.ends + 11
-    GROUP BY l.account_id, m.month
+    GROUP BY l.account_id, l.tier_id, l.industry, l.region, l.owner_id, m.month
 )"""
 
 # Each account's movement in each month, as `metrics.history.movement` classifies it ('steady': paying,
@@ -100,7 +102,7 @@ account_months AS (
 # it paid a year before, base = MRR then, now = MRR now, kept = the lesser).
 ACCOUNT_MOVES = """
 account_moves AS (
-    SELECT month, account_id, start_cents, end_cents,
+    SELECT month, tier_id, industry, region, owner_id, start_cents, end_cents,
            CASE WHEN start_cents > 0 AND end_cents = 0 THEN 'churn'
                 WHEN start_cents > 0 AND end_cents < start_cents THEN 'contraction'
                 WHEN start_cents > 0 AND end_cents > start_cents THEN 'expansion'
@@ -118,24 +120,17 @@ account_moves AS (
     WHERE start_cents > 0 OR end_cents > 0 OR year_before_cents > 0
 )"""
 
-# Each account-month with the account's labels.
-LABELLED_MOVES = """
-labelled_moves AS (
-    SELECT f.*, a.tier_id, a.industry, a.region, a.owner_id
-    FROM account_moves f JOIN {account} a ON a.id = f.account_id
-)"""
-
 # Accounts and sums per month, movement and labels: per combination of tier, industry and region (few,
 # rolled up to all, tier, industry and region below) and per owner.
 BY_LABELS = """
 by_labels AS (
     SELECT month, tier_id, industry, region, movement, COUNT(*) AS accounts, {sums}
-    FROM labelled_moves
+    FROM account_moves
     GROUP BY month, tier_id, industry, region, movement
 ),
 by_owner AS (
     SELECT month, owner_id, movement, COUNT(*) AS accounts, {sums}
-    FROM labelled_moves
+    FROM account_moves
     GROUP BY month, owner_id, movement
 )"""
 BY_LABELS_SUMMED = ("start_cents", "end_cents", "cross_sell_cents", "base_cents", "now_cents", "kept_cents")
@@ -238,7 +233,6 @@ def _bridge_sql(stored_figures: Sequence[str]) -> str:
         PAID_LINES,
         ACCOUNT_MONTHS,
         ACCOUNT_MOVES,
-        LABELLED_MOVES.format(**names),
         BY_LABELS.format(sums=label_sums),
         "\nsegment_rows AS (" + "\nUNION ALL".join(branches) + "\n)",
         stored,
