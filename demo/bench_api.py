@@ -33,7 +33,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 from django.conf import settings
 from django.db import connection, transaction
@@ -101,6 +101,14 @@ def _peak_mb(pid: int) -> float:
     return 0.0
 
 
+def _database_url() -> str:
+    """The URL of the database this process uses (under tests, the test database), for the server."""
+    db = connection.settings_dict
+    user = quote(db["USER"] or "", safe="")
+    password = f":{quote(db['PASSWORD'], safe='')}" if db["PASSWORD"] else ""
+    return f"postgres://{user}{password}@{db['HOST'] or 'localhost'}:{db['PORT'] or 5432}/{quote(db['NAME'], safe='')}"
+
+
 class Server:
     """gunicorn serving the bench database on a free local port."""
 
@@ -108,6 +116,7 @@ class Server:
         self.port = _free_port()
         env = {
             **os.environ,
+            "DATABASE_URL": _database_url(),
             "DEBUG": "0",
             "SECRET_KEY": secrets.token_urlsafe(32),
             "ALLOWED_HOSTS": "127.0.0.1",
@@ -116,6 +125,7 @@ class Server:
             "CELERY_BROKER_URL": "memory://",
             "CELERY_RESULT_BACKEND": "",
             "LOG_LEVEL": "WARNING",
+            "PYTHONWARNINGS": "ignore::UserWarning",  # whitenoise's note that static files are not collected
         }
         self.process = subprocess.Popen(
             [
