@@ -69,14 +69,14 @@ def _stored(name: str, text: str | None) -> Decimal | int | None:
 
 class BridgeRow(NamedTuple):
     """One segment row of the bridge: computed `figures` (None: no longer computed), and what is stored for
-    it (`stored_id` None: nothing yet)."""
+    it (`stored_id` and `stored` None: nothing yet)."""
 
     month: int | None
     segment_kind: str | None
     segment: str | None
     figures: dict | None
     stored_id: int | None
-    stored: dict
+    stored: dict | None
 
 
 def bridge_rows(first: int, last: int) -> Iterator[BridgeRow]:
@@ -90,8 +90,8 @@ def bridge_rows(first: int, last: int) -> Iterator[BridgeRow]:
     computed = len(SUMMED)
     for month, kind, segment, *values in bridge_sums(first, last, ROW_FIGURES):
         sums = dict(zip(SUMMED, (value or 0 for value in values[:computed]), strict=True))
-        stored_id, *stored = values[computed:]
-        stored = {name: _stored(name, text) for name, text in zip(ROW_FIGURES, stored, strict=True)}
+        stored_id, *texts = values[computed:]
+        stored = None if stored_id is None else dict(zip(ROW_FIGURES, map(_stored, ROW_FIGURES, texts), strict=True))
         if month is None:
             yield BridgeRow(None, None, None, None, stored_id, stored)
             continue
