@@ -449,6 +449,7 @@ GROUPS = {
     "workspace": "demo.bench_web.run_figures",
     "workers": "demo.bench_workers.run_figures",
     "api": "demo.bench_api.run_figures",
+    "health": "demo.bench_health.run_figures",
 }
 
 

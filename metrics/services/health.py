@@ -12,6 +12,7 @@ written in bulk (COPY on PostgreSQL).
 import datetime
 import json
 import logging
+import math
 from collections.abc import Generator, Iterable, Iterator
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
@@ -149,7 +150,8 @@ class Score:
 
 ZERO, HUNDRED, ONE = Decimal(0), Decimal(100), Decimal(1)
 REPEATING_KINDS = {Kind.ENGAGEMENT, Kind.SENTIMENT, Kind.PLAN_PROGRESS, Kind.RENEWAL_PROXIMITY, Kind.USAGE_LEVEL}
-MEMO_SIZE = 100_000  # raw values remembered per component
+MEMO_SIZE = 10_000  # raw values remembered per component
+FLOAT_MARGIN = 1e-12  # relative distance from a rounding tie within which floats defer to Decimal
 
 
 class Scorer:
@@ -173,6 +175,9 @@ class Scorer:
         # Scores of raw values already seen, for kinds whose raw values repeat across accounts and days (a
         # number of days, a mean of a few sentiments): equal Decimals score equal, whatever their exponent.
         self._memos: list[dict | None] = [{} if c.kind in REPEATING_KINDS else None for c in self.components]
+        self._float_thresholds = [(float(bad), float(span)) for bad, span in self._thresholds]
+        self._float_weights: dict[tuple[bool, ...], list[float] | None] = {}
+        self._scores: dict[int, tuple[Decimal, str]] = {}  # tenths of a point -> (score, band)
 
     def _weights_for(self, measured: tuple[bool, ...]) -> tuple[list[Decimal | None], list[float]] | None:
         """The renormalised weights of the components with data, and as shown (rounded); None without any."""
@@ -215,6 +220,60 @@ class Scorer:
         return Score(
             score=overall, band=band_for(score=overall, model=self.model), components=f"[{', '.join(explained)}]"
         )
+
+    def combine_fast(self, raws: list[float | None]) -> "Score | None | type[Inexact]":
+        """`combine` in binary floating point, the same result whenever floats decide each rounding the
+        same way; `Inexact` when one of them falls too near a rounding tie (then `combine` decides).
+
+        Every shown figure is a rounding of a value both computations agree on to about 1e-15 relative:
+        away from a tie by more than FLOAT_MARGIN, the rounded figures are identical.
+        """
+        measured = tuple(raw is not None for raw in raws)
+        found = self._weights_for(measured)
+        if found is None:
+            return None
+        weights = self._float_weights.get(measured)
+        if weights is None:
+            weights = self._float_weights[measured] = [float(w) if w is not None else 0.0 for w in found[0]]
+        weighted = 0.0
+        explained = []
+        for (bad, span), head, raw, weight, shown in zip(
+            self._float_thresholds, self._heads, raws, weights, found[1], strict=True
+        ):
+            if raw is None:
+                explained.append(f'{head}, "raw": null, "score": null, "weight": 0.0}}')
+                continue
+            share = (raw - bad) / span
+            if share == 0.0 and span < 0.0:  # Decimal's zero is negative then (and shown as -0.0): let it decide
+                return Inexact
+            score = 100.0 if share > 1.0 else 0.0 if share < 0.0 else 100.0 * share
+            millionths = raw * 1e6
+            shown_raw = round(millionths)
+            if abs(abs(millionths - shown_raw) - 0.5) < FLOAT_MARGIN * max(1.0, abs(millionths)) or (
+                shown_raw == 0 and raw != 0.0
+            ):
+                return Inexact
+            tenths = score * 10.0
+            shown_score = math.floor(tenths + 0.5)
+            if abs(tenths - math.floor(tenths) - 0.5) < FLOAT_MARGIN * 1000:
+                return Inexact
+            weighted += score * weight
+            explained.append(
+                f'{head}, "raw": {shown_raw / 1e6!r}, "score": {shown_score / 10!r}, "weight": {shown!r}}}'
+            )
+        tenths = weighted * 10.0
+        if abs(tenths - math.floor(tenths) - 0.5) < FLOAT_MARGIN * 1000:
+            return Inexact
+        overall = math.floor(tenths + 0.5)
+        scored = self._scores.get(overall)
+        if scored is None:
+            score = Decimal(overall).scaleb(-1)
+            scored = self._scores[overall] = (score, band_for(score=score, model=self.model))
+        return Score(score=scored[0], band=scored[1], components=f"[{', '.join(explained)}]")
+
+
+class Inexact:
+    """`Scorer.combine_fast` could not decide a rounding: score in Decimal."""
 
 
 def combine(*, model: HealthModel, raw_values: dict[int, Decimal | None]) -> Score | None:
@@ -599,17 +658,62 @@ def raw_values(
     return values
 
 
+def raw_floats(
+    scorer: Scorer, account: AccountDays, i: int, on: datetime.date, plan: tuple[Decimal, list[datetime.date]] | None
+) -> list[float | None]:
+    """`raw_values` as floats, for `Scorer.combine_fast`: the same components have data."""
+    values: list[float | None] = []
+    for component in scorer.components:
+        raw = None
+        kind = component.kind
+        if kind == Kind.USAGE_TREND:
+            if component.metric:
+                recent, prior = account.trend[component.metric][i]
+                if prior:
+                    raw = float(recent) / float(prior)
+        elif kind == Kind.USAGE_LEVEL:
+            if component.metric:
+                level = account.level[component.metric][i]
+                if level is not None:
+                    if component.per_metric:
+                        divisor = account.level[component.per_metric][i]
+                        raw = float(level) / float(divisor) if divisor else None
+                    else:
+                        raw = float(level)
+        elif kind == Kind.ENGAGEMENT:
+            since = account.last_touch[i] or account.customer_since
+            if since is not None and account.cadence:
+                raw = max((on - since).days, 0) / account.cadence
+        elif kind == Kind.SENTIMENT:
+            mean = account.sentiment[i]
+            raw = None if mean is None else float(mean)
+        elif kind == Kind.PLAN_PROGRESS:
+            if plan is not None:
+                raw = float(plan_progress_on(plan[0], plan[1], on))
+        elif kind == Kind.RENEWAL_PROXIMITY:
+            renewal = account.renewal_date
+            if renewal is not None and renewal >= on:
+                raw = float((renewal - on).days)
+        values.append(raw)
+    return values
+
+
 def health_scores(
     *, days: list[datetime.date], scope: Scope, scorer: Scorer
 ) -> Iterator[tuple[AccountDays, int, Score]]:
-    """Compute (without saving) each active account's score on each of `days`: (account, day index, score)."""
+    """Compute (without saving) each active account's score on each of `days`: (account, day index, score).
+
+    Scored in floats, in Decimal when floats cannot decide a rounding: the same scores either way.
+    """
     work = Pass(scorer, scope, days)
     progress = work.plan_progress()
     for account in work.accounts():
         plan = progress.get(account.pk)
         for i, day in enumerate(days):
             if account.active[i]:
-                score = scorer.combine(raw_values(scorer, account, i, day, plan))
+                score = scorer.combine_fast(raw_floats(scorer, account, i, day, plan))
+                if score is Inexact:
+                    score = scorer.combine(raw_values(scorer, account, i, day, plan))
                 if score is not None:
                     yield account, i, score
 
