@@ -18,13 +18,6 @@ pytestmark = [
     pytest.mark.skipif(connection.vendor != "postgresql", reason="the benchmark loads with PostgreSQL COPY"),
 ]
 TODAY = datetime.date(2026, 6, 15)
-FIGURES = (
-    "account sync (1000/page)",
-    "usage ingest (new day)",
-    "usage ingest (day again)",
-    "account upsert (create)",
-    "account upsert (update)",
-)
 
 
 def test_api_figures_run_over_http_and_leave_the_data_as_it_was():
@@ -37,9 +30,14 @@ def test_api_figures_run_over_http_and_leave_the_data_as_it_was():
     out = io.StringIO()
     call_command("bench", *args, "--reuse", "--only", "api", stdout=out)
     lines = out.getvalue().splitlines()
-    for figure in FIGURES:
-        line = next(line for line in lines if line.startswith(figure))
-        assert " rows/s (floor " in line and re.search(r" \d+\.\dx ", line), line
+    figures = [line for line in lines if " rows/s (floor " in line and re.search(r" \d+\.\dx ", line)]
+    assert [line.split("  ")[0] for line in figures] == [
+        "account sync (1000/page)",
+        "usage ingest (new day)",
+        "usage ingest (day again)",
+        "account upsert (create)",
+        "account upsert (update)",
+    ]
     assert any(line.startswith("COPY metrics_usagerecord") for line in lines)
 
     assert sorted(Account.objects.values_list("external_id", "name", "employees", "updated_at")) == accounts
