@@ -13,7 +13,7 @@ import datetime
 import json
 import logging
 import math
-from collections.abc import Generator, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable, Iterator
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
 from itertools import groupby
@@ -621,11 +621,21 @@ def sentiment_mean(total: int | None, count: int | None) -> Decimal | None:
     return Decimal(repr(total / count))
 
 
+def _same(value: Decimal) -> Decimal:
+    return value
+
+
 def raw_values(
-    scorer: Scorer, account: AccountDays, i: int, on: datetime.date, plan: tuple[Decimal, list[datetime.date]] | None
-) -> list[Decimal | None]:
-    """The raw measure of each of the scorer's components for `account` on `on`, day `i` of its pass."""
-    values: list[Decimal | None] = []
+    scorer: Scorer,
+    account: AccountDays,
+    i: int,
+    on: datetime.date,
+    plan: tuple[Decimal, list[datetime.date]] | None,
+    number: Callable[[Decimal], Decimal | float] = _same,
+) -> list:
+    """The raw measure of each of the scorer's components for `account` on `on`, day `i` of its pass: as
+    Decimals, or as floats with `number=float` (for `Scorer.combine_fast`; the same components have data)."""
+    values = []
     for component in scorer.components:
         raw = None
         kind = component.kind
@@ -633,67 +643,30 @@ def raw_values(
             if component.metric:
                 recent, prior = account.trend[component.metric][i]
                 if prior:
-                    raw = recent / prior
+                    raw = number(recent) / number(prior)
         elif kind == Kind.USAGE_LEVEL:
             if component.metric:
-                raw = account.level[component.metric][i]
-                if raw is not None and component.per_metric:
+                level = account.level[component.metric][i]
+                if level is not None and component.per_metric:
                     divisor = account.level[component.per_metric][i]
-                    raw = raw / divisor if divisor else None
+                    raw = number(level) / number(divisor) if divisor else None
+                elif level is not None:
+                    raw = number(level)
         elif kind == Kind.ENGAGEMENT:
             since = account.last_touch[i] or account.customer_since
             if since is not None and account.cadence:
                 # A customer whose relationship starts after `on` has been one for 0 days, not fewer.
-                raw = Decimal(max((on - since).days, 0)) / Decimal(account.cadence)
+                raw = number(Decimal(max((on - since).days, 0))) / number(Decimal(account.cadence))
         elif kind == Kind.SENTIMENT:
-            raw = account.sentiment[i]
+            if account.sentiment[i] is not None:
+                raw = number(account.sentiment[i])
         elif kind == Kind.PLAN_PROGRESS:
             if plan is not None:
-                raw = plan_progress_on(plan[0], plan[1], on)
+                raw = number(plan_progress_on(plan[0], plan[1], on))
         elif kind == Kind.RENEWAL_PROXIMITY:
             renewal = account.renewal_date
             if renewal is not None and renewal >= on:
-                raw = Decimal((renewal - on).days)
-        values.append(raw)
-    return values
-
-
-def raw_floats(
-    scorer: Scorer, account: AccountDays, i: int, on: datetime.date, plan: tuple[Decimal, list[datetime.date]] | None
-) -> list[float | None]:
-    """`raw_values` as floats, for `Scorer.combine_fast`: the same components have data."""
-    values: list[float | None] = []
-    for component in scorer.components:
-        raw = None
-        kind = component.kind
-        if kind == Kind.USAGE_TREND:
-            if component.metric:
-                recent, prior = account.trend[component.metric][i]
-                if prior:
-                    raw = float(recent) / float(prior)
-        elif kind == Kind.USAGE_LEVEL:
-            if component.metric:
-                level = account.level[component.metric][i]
-                if level is not None:
-                    if component.per_metric:
-                        divisor = account.level[component.per_metric][i]
-                        raw = float(level) / float(divisor) if divisor else None
-                    else:
-                        raw = float(level)
-        elif kind == Kind.ENGAGEMENT:
-            since = account.last_touch[i] or account.customer_since
-            if since is not None and account.cadence:
-                raw = max((on - since).days, 0) / account.cadence
-        elif kind == Kind.SENTIMENT:
-            mean = account.sentiment[i]
-            raw = None if mean is None else float(mean)
-        elif kind == Kind.PLAN_PROGRESS:
-            if plan is not None:
-                raw = float(plan_progress_on(plan[0], plan[1], on))
-        elif kind == Kind.RENEWAL_PROXIMITY:
-            renewal = account.renewal_date
-            if renewal is not None and renewal >= on:
-                raw = float((renewal - on).days)
+                raw = number(Decimal((renewal - on).days))
         values.append(raw)
     return values
 
@@ -711,7 +684,7 @@ def health_scores(
         plan = progress.get(account.pk)
         for i, day in enumerate(days):
             if account.active[i]:
-                score = scorer.combine_fast(raw_floats(scorer, account, i, day, plan))
+                score = scorer.combine_fast(raw_values(scorer, account, i, day, plan, float))
                 if score is Inexact:
                     score = scorer.combine(raw_values(scorer, account, i, day, plan))
                 if score is not None:
