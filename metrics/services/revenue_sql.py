@@ -188,10 +188,18 @@ stored AS (
     FROM {revenue_month}
     WHERE month >= %(first_day)s AND month <= %(last_day)s
 )"""
+# A LEFT JOIN and the stored rows no longer computed, rather than a FULL JOIN, which SQLite lacks before 3.39.
 BESIDE_STORED = """
 SELECT n.month, n.segment_kind, n.segment, {computed}, s.id, {stored}
-FROM segment_rows n FULL JOIN stored s
-    ON s.month = n.month AND s.segment_kind = n.segment_kind AND s.segment = n.segment"""
+FROM segment_rows n LEFT JOIN stored s
+    ON s.month = n.month AND s.segment_kind = n.segment_kind AND s.segment = n.segment
+UNION ALL
+SELECT NULL, NULL, NULL, {no_sums}, s.id, {stored}
+FROM stored s
+WHERE NOT EXISTS (
+    SELECT 1 FROM segment_rows n
+    WHERE n.month = s.month AND n.segment_kind = s.segment_kind AND n.segment = s.segment
+)"""
 
 
 def _bridge_sql(stored_figures: Sequence[str]) -> str:
@@ -239,6 +247,7 @@ def _bridge_sql(stored_figures: Sequence[str]) -> str:
     ]
     select = BESIDE_STORED.format(
         computed=", ".join(f"n.{column}" for column in SUMMED),
+        no_sums=", ".join("NULL" for _ in SUMMED),
         stored=", ".join(f"s.{column}" for column in columns),
     )
     return "WITH RECURSIVE" + ",".join(ctes) + select
