@@ -1,13 +1,15 @@
-"""The revenue bridge costs the same queries whatever the number of accounts (SPEC 5: set-based)."""
+"""The revenue bridge: the same queries whatever the number of accounts (SPEC 5: set-based), and a rerun writes
+only what moved yet stores what a recompute from scratch stores."""
 
 import datetime
 from decimal import Decimal
 
 import pytest
+from django.utils import timezone
 
-from accounts.models import Account
+from accounts.models import Account, Subscription
 from metrics.models import RevenueMonth
-from metrics.services.revenue import revenue_recompute
+from metrics.services.revenue import ROW_FIGURES, revenue_recompute
 from tests import factories
 
 pytestmark = pytest.mark.django_db
@@ -51,3 +53,40 @@ def test_a_recompute_costs_the_same_queries_for_3_and_30_accounts(accounts, djan
     row = RevenueMonth.objects.get(month=D(2026, 6, 1), segment_kind="all")
     owners = RevenueMonth.objects.filter(month=D(2026, 6, 1), segment_kind="owner")
     assert (row.end_accounts, owners.count()) == (accounts, accounts)
+
+
+def figures_by_key() -> dict[tuple, tuple[dict, object]]:
+    return {
+        (row.month, row.segment_kind, row.segment): ({name: getattr(row, name) for name in ROW_FIGURES}, row.updated_at)
+        for row in RevenueMonth.objects.all()
+    }
+
+
+def test_a_rerun_after_edits_of_the_past_equals_a_recompute_from_scratch():
+    """The nightly run recomputes every month but writes only the rows that moved: after an old line's price,
+    an account's owner and a deleted line change past months, it stores exactly what a recompute into an
+    empty table stores, and the untouched rows keep their updated_at."""
+    portfolio(6)
+    revenue_recompute(last=D(2026, 6, 1))
+    before = figures_by_key()
+    old_line = Subscription.objects.filter(start_date=D(2025, 1, 1)).order_by("pk").first()
+    old_line.mrr = Decimal("99.99")
+    old_line.save()
+    moved = Account.objects.exclude(pk=old_line.account_id).order_by("pk").first()
+    moved.owner = factories.UserFactory(username="new-owner")
+    moved.save()
+    Subscription.objects.filter(product="Seats").update(deleted_at=timezone.now())
+    written = revenue_recompute(last=D(2026, 6, 1))
+    after = figures_by_key()
+
+    RevenueMonth.objects.all().delete()
+    revenue_recompute(last=D(2026, 6, 1))
+    fresh = figures_by_key()
+    assert {key: figures for key, (figures, _) in after.items()} == {key: f for key, (f, _) in fresh.items()}
+    changed = {key for key, (figures, _) in after.items() if before.get(key, (None,))[0] != figures}
+    assert written == len(changed) > 0
+    for key, (_, updated_at) in after.items():
+        assert (updated_at != before.get(key, (None, None))[1]) == (key in changed), key
+    # The moved account's former owner has nothing left: those rows went.
+    gone = set(before) - set(after)
+    assert gone and {kind for _, kind, _ in gone} == {"owner"}
