@@ -1,8 +1,8 @@
 """The revenue bridge (SPEC 4) computed in the database, one statement per run.
 
 Each account's month-end MRR and its month's movement are classified as `metrics.history.movement`
-does, then added up per (month, segment kind, segment) for every kind. Only those aggregated rows
-reach Python, so memory stays flat as accounts grow. Months are month indexes (months since year 0,
+does, then added up per (month, segment kind, segment) for every kind and set beside the stored
+RevenueMonth rows. Only those aggregated rows reach Python, so memory stays flat as accounts grow. Months are month indexes (months since year 0,
 `metrics.history.month_index`); money travels as integer cents, so sums are exact on SQLite too.
 The SQL runs on PostgreSQL and SQLite alike: months come from a recursive CTE (SQLite has no
 generate_series) and the segment kinds from UNION ALL (it has no GROUPING SETS).
@@ -23,8 +23,8 @@ MONTH_OF = {
     "sqlite": "(CAST(strftime('%%Y', {0}) AS INTEGER) * 12 + CAST(strftime('%%m', {0}) AS INTEGER) - 1)",
 }
 
-# Bridge money figures in cents, then account counts, then the trailing-12-month retention inputs:
-# the columns every per-account row has and every segment row sums, in the order the query returns them.
+# What the query sums per segment, in the order it returns them: bridge money figures in cents, account
+# counts, then the trailing-12-month retention inputs in cents.
 MONEY_CENTS = (
     "start_mrr",
     "new_mrr",
@@ -46,6 +46,7 @@ COUNTS = (
 )
 TRAILING_CENTS = ("base_mrr", "now_mrr", "kept_mrr")
 SUMMED = (*MONEY_CENTS, *COUNTS, *TRAILING_CENTS)
+
 # Month indexes first..last.
 MONTHS = """
 months(month) AS (
@@ -203,6 +204,7 @@ WHERE NOT EXISTS (
 
 
 def _bridge_sql(stored_figures: Sequence[str]) -> str:
+    """The statement for this database, its tables named as the models name them."""
     month_of = MONTH_OF[connection.vendor]
     user = get_user_model()
     names = {
