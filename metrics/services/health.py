@@ -468,6 +468,10 @@ class Pass:
                     if start <= day and (end is None or end > day):
                         account.active[i] = True
             measure.send((account, row))
+            if many:  # every level is known already; an account's days weigh too much to hold a batch
+                if any(account.active):
+                    yield account
+                continue
             batch.append(account)
             if len(batch) == BATCH:
                 yield from self._settled(batch)
@@ -703,7 +707,7 @@ def health_scores_on(
 
 
 SNAPSHOT_COLUMNS = ("account_id", "date", "score", "band", "model_version_id", "components", "created_at", "updated_at")
-COPY_ROWS = 50_000  # snapshots sent per COPY and upsert: bounds memory while a backfill streams
+COPY_ROWS = 10_000  # snapshots sent per COPY and upsert: bounds memory while a backfill streams
 
 
 def snapshots_write(rows: list[tuple], *, unchanged_kept: bool = False, fresh: bool = False) -> int:
