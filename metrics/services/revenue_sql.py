@@ -2,10 +2,11 @@
 
 Each account's month-end MRR and its month's movement are classified as `metrics.history.movement`
 does, then added up per (month, segment kind, segment) for every kind and set beside the stored
-RevenueMonth rows. Only those aggregated rows reach Python, so memory stays flat as accounts grow. Months are month indexes (months since year 0,
-`metrics.history.month_index`); money travels as integer cents, so sums are exact on SQLite too.
-The SQL runs on PostgreSQL and SQLite alike: months come from a recursive CTE (SQLite has no
-generate_series) and the segment kinds from UNION ALL (it has no GROUPING SETS).
+RevenueMonth rows. Only those aggregated rows reach Python, so memory stays flat as accounts grow.
+Months are month indexes (months since year 0, `metrics.history.month_index`); money travels as
+integer cents, so sums are exact on SQLite too. The SQL runs on PostgreSQL and SQLite alike: months
+come from a recursive CTE (SQLite has no generate_series) and the segment kinds from UNION ALL (it
+has no GROUPING SETS).
 """
 
 from collections.abc import Iterator, Sequence
