@@ -415,8 +415,8 @@ class Pass:
     """The inputs of one scope of accounts over `days` (ascending), read set-based and merged by account
     id; `accounts()` yields each active account's AccountDays in id order."""
 
-    def __init__(self, scorer: Scorer, scope: Scope, days: list[datetime.date]) -> None:
-        self.scorer, self.scope, self.days = scorer, scope, days
+    def __init__(self, scorer: Scorer, scope: Scope, days: list[datetime.date], seen: list[int] | None = None) -> None:
+        self.scorer, self.scope, self.days, self.seen = scorer, scope, days, seen
         components = scorer.components
         self.trend_metrics = sorted({c.metric for c in components if c.kind == Kind.USAGE_TREND and c.metric})
         self.level_metrics = sorted(
@@ -461,6 +461,8 @@ class Pass:
         batch: list[AccountDays] = []
         for row in rows:
             account = AccountDays(row, len(self.days), self.trend_metrics, self.level_metrics)
+            if self.seen is not None:
+                self.seen.append(account.pk)
             # Active: MRR > 0 on the day, i.e. a live line with a price covering it (as
             # `subscriptions_active_on`; prices are never negative).
             for _account_id, start, end in lines(account.pk):
@@ -676,13 +678,14 @@ def raw_values(
 
 
 def health_scores(
-    *, days: list[datetime.date], scope: Scope, scorer: Scorer
+    *, days: list[datetime.date], scope: Scope, scorer: Scorer, seen: list[int] | None = None
 ) -> Iterator[tuple[AccountDays, int, Score]]:
     """Compute (without saving) each active account's score on each of `days`: (account, day index, score).
+    `seen`, if given, receives the id of every live account in scope.
 
     Scored in floats, in Decimal when floats cannot decide a rounding: the same scores either way.
     """
-    work = Pass(scorer, scope, days)
+    work = Pass(scorer, scope, days, seen)
     progress = work.plan_progress()
     for account in work.accounts():
         plan = progress.get(account.pk)
@@ -806,7 +809,8 @@ def _recompute_days(days: list[datetime.date], scope: Scope, scorer: Scorer) -> 
     # account -> the last day scored (index), whether it changes what the account shows
     latest_new: dict[int, tuple[int, bool]] = {}
     written, rows = 0, []
-    for account, i, score in health_scores(days=days, scope=scope, scorer=scorer):
+    seen: list[int] = []  # every live account in scope
+    for account, i, score in health_scores(days=days, scope=scope, scorer=scorer, seen=seen):
         rows.append(_snapshot_row(account.pk, days[i], score, scorer.model.pk, stamps[i]))
         scored[i].add(account.pk)
         latest_new[account.pk] = (i, (account.health_score, account.health_band) != (score.score, score.band))
@@ -814,18 +818,25 @@ def _recompute_days(days: list[datetime.date], scope: Scope, scorer: Scorer) -> 
             written += snapshots_write(rows, unchanged_kept=True)
             rows = []
     written += snapshots_write(rows, unchanged_kept=True)
-    # The day's snapshots of accounts this run did not score are stale.
+    # The day's snapshots of accounts this run did not score are stale: those of live accounts it read
+    # but did not score that day, and those of deleted accounts.
     lost: set[int] = set()  # accounts that lost a snapshot
+    deleted = HealthSnapshot.objects.filter(scope.q("account_id"), account__deleted_at__isnull=False)
     for day, day_scored in zip(days, scored, strict=True):
-        had = HealthSnapshot.objects.filter(scope.q("account_id"), date=day).values_list("account_id", flat=True)
-        stale = [pk for pk in had if pk not in day_scored]
+        unscored = [pk for pk in seen if pk not in day_scored]
+        stale = list(deleted.filter(date=day).values_list("account_id", flat=True))
+        for first in range(0, len(unscored), CHUNK_SIZE):
+            stale += HealthSnapshot.objects.filter(
+                account_id__in=unscored[first : first + CHUNK_SIZE], date=day
+            ).values_list("account_id", flat=True)
         for first in range(0, len(stale), CHUNK_SIZE):
             HealthSnapshot.objects.filter(account_id__in=stale[first : first + CHUNK_SIZE], date=day).delete()
         lost.update(stale)
     # Account.health_* follow the latest snapshot: the one just written unless a later day has one. Only
     # accounts whose shown health changes are updated; one that lost a snapshot and got none is refreshed.
     later = dict(
-        HealthSnapshot.objects.filter(scope.q("account_id"), date__gt=days[0])
+        HealthSnapshot.objects.filter(scope.q("account_id"))
+        .filter(Q(date__gt=days[-1]) | Q(date__gt=days[0], date__lt=days[-1]))
         .exclude(date__in=days)
         .values_list("account_id")
         .annotate(latest=Max("date"))
