@@ -263,11 +263,11 @@ def bridge_sums(first: int, last: int, stored_figures: Sequence[str], chunk: int
     Sums in cents (None for ('all', '') in a month without any MRR). A segment has a computed row in a
     month when one of its accounts had MRR at the month's start or end, or twelve months before; a stored
     row that is no longer computed has None for month, kind, segment and sums, and a computed row not yet
-    stored None for the id and stored figures. Rows are read `chunk` at a time, so memory holds one chunk
-    however many segments there are.
+    stored None for the id and stored figures. Rows are read `chunk` at a time (from a server-side cursor on
+    PostgreSQL), so memory holds one chunk however many segments there are.
     """
     params = {"first": first, "last": last, "first_day": month_start(first), "last_day": month_start(last)}
-    with connection.cursor() as cursor:
+    with connection.chunked_cursor() as cursor:
         cursor.execute(_bridge_sql(stored_figures), params)
         while rows := cursor.fetchmany(chunk):
             yield from rows
