@@ -56,6 +56,7 @@ class HealthModelUnusable(DomainError):
 
 
 CHUNK_SIZE = 5000  # account ids per nightly task and per backfill transaction
+PASS_IDS = 20_000  # account ids a full recompute scores per pass (about 70 MB of inputs and results)
 FEW_DAYS = 7  # up to this many days a pass aggregates in the database; more (a backfill) slide windows in Python
 STREAM_ROWS = 20_000  # rows made Python objects at a time while a pass streams its inputs
 BATCH = 5000  # accounts measured before the usage levels their days lack are read, in one query
@@ -795,7 +796,9 @@ def health_recompute(
     """
     days = sorted(set(days)) if days is not None else [on or timezone.localdate()]
     scorer = Scorer(active_health_model())
-    # Every account in one streamed pass (memory stays flat however many accounts there are), or the scope.
+    if account_ids is None and id_range is None:
+        # Every account, PASS_IDS ids at a time: few scans, and memory bounded however many accounts there are.
+        return sum(_recompute_days(days, Scope(id_range=ids), scorer) for ids in id_ranges(PASS_IDS))
     return _recompute_days(days, Scope(None if account_ids is None else tuple(account_ids), id_range), scorer)
 
 

@@ -205,3 +205,18 @@ def test_the_backfill_workflow_gives_the_same_snapshots_chunk_by_chunk():
     assert len(results) == len(health.id_ranges(2))
     assert sum(results) == len(whole)
     assert snapshots() == whole
+
+
+def test_a_full_recompute_in_passes_of_a_few_ids_gives_the_same_snapshots(monkeypatch):
+    history()
+    HealthSnapshot.objects.all().delete()  # only the two days' snapshots
+    for day in (FIRST, LAST):
+        health_recompute(on=day)
+    one_pass, one_pass_shown = snapshots(), shown()
+    HealthSnapshot.objects.all().delete()
+    Account.objects.update(health_score=None, health_band="")
+    monkeypatch.setattr(health, "PASS_IDS", 2)
+    assert len(health.id_ranges(2)) >= 2
+    health_recompute(days=[FIRST, LAST])
+    assert snapshots() == one_pass
+    assert shown() == one_pass_shown
