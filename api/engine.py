@@ -527,13 +527,19 @@ class SyncedViewSet(ApiView, viewsets.GenericViewSet):
         if columns is None:
             page = self.paginate_queryset(queryset)
             return self.get_paginated_response([render(obj) for obj in page])
-        # Plain columns only: read as dicts, a page of a thousand rows builds no model objects.
-        keys = {path for _name, path, _field in columns} | {
-            getattr(self.paginator, "ordering_field", "updated_at"),
-            "pk",
+        # Plain columns only. The page is chosen on the table's own (ordering field, id), a narrow sort that
+        # joins nothing; then its rows are read as dicts, joins and all, building no model objects. A row that
+        # left the list in between (deleted, filtered out) is left out, as if it had left just before.
+        queryset = queryset.prefetch_related(None)
+        ordering = getattr(self.paginator, "ordering_field", "updated_at")
+        keys = self.paginate_queryset(queryset.values(ordering, "pk"))
+        paths = {path for _name, path, _field in columns}
+        rows = {
+            row["pk"]: row for row in queryset.filter(any_of("pk", [key["pk"] for key in keys])).values("pk", *paths)
         }
-        page = self.paginate_queryset(queryset.prefetch_related(None).values(*keys))
-        return self.get_paginated_response([Output.from_values(columns, row) for row in page])
+        return self.get_paginated_response(
+            [Output.from_values(columns, rows[key["pk"]]) for key in keys if key["pk"] in rows]
+        )
 
     def retrieve(self, request, *args, **kwargs):
         return Response(self.output()(self.get_object()))
