@@ -160,6 +160,7 @@ def run_figures(*, today: datetime.date, accounts: int, report: Callable[[str], 
                 peak,
                 None,
                 note=(
+                    f"median {statistics.median(timing.seconds) * 1000:.0f} ms, "
                     f"p95 {percentile(timing.seconds, 0.95) * 1000:.0f} ms, {timing.queries} queries, "
                     f"floor = its SQL; {page.url}"
                 ),
