@@ -2,9 +2,11 @@
 
 Money is MRR in CSM_CURRENCY at month ends (ARR = 12 x MRR); rates and shares are fractions (1 = 100 %)
 to six places. A figure that cannot be computed (nothing to divide by) is None, never 0 or infinity.
-Every selector costs a fixed number of queries whatever the number of accounts and months: those that
-follow accounts month by month share `load_history()` (two queries; pass `history` to reuse one), the
-others read the stored RevenueMonth rows or aggregate in the database.
+Every selector costs a fixed number of queries whatever the number of accounts and months. Those that
+follow accounts month by month take a `history` (`metrics.history.load_history`, two queries) to walk in
+memory; without one, cohorts, upsell timing, churns and drill-downs are summed in the database from each
+account's MRR steps (`metrics.selectors.revenue_steps`, one query, the same figures) and the others load
+it. The rest read the stored RevenueMonth rows or aggregate in the database.
 """
 
 import datetime
