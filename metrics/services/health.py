@@ -16,7 +16,7 @@ import math
 from collections.abc import Callable, Generator, Iterable, Iterator
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
-from itertools import groupby
+from itertools import chain, groupby, islice
 from operator import itemgetter
 
 from django.db import IntegrityError, connection, transaction
@@ -56,6 +56,7 @@ class HealthModelUnusable(DomainError):
 
 
 CHUNK_SIZE = 5000  # account ids per nightly task and per backfill transaction
+BACKFILL_IDS = 500  # account ids per backfill pass: their usage over a year is about 50 MB as received
 PASS_IDS = 20_000  # account ids a full recompute scores per pass (about 70 MB of inputs and results)
 FEW_DAYS = 7  # up to this many days a pass aggregates in the database; more (a backfill) slide windows in Python
 STREAM_ROWS = 20_000  # rows made Python objects at a time while a pass streams its inputs
@@ -394,6 +395,24 @@ def stream_rows(queryset: QuerySet) -> Iterator[dict]:
         yield dict(zip(names, row, strict=True))
 
 
+def received_rows(queryset: QuerySet) -> Iterator[tuple]:
+    """The rows of a values_list() queryset, the query run now and its whole result received (compact, by
+    the driver), made Python objects a batch at a time as they are read: the connection is free for other
+    statements meanwhile, such as the COPY a backfill streams its snapshots through."""
+    if connection.vendor != "postgresql":
+        return iter(list(queryset))
+    sql, params = queryset.query.sql_with_params()
+    cursor = connection.cursor()
+    cursor.execute(sql, params)
+
+    def rows() -> Iterator[tuple]:
+        with cursor:
+            while batch := cursor.fetchmany(STREAM_ROWS):
+                yield from batch
+
+    return rows()
+
+
 class RowsByAccount:
     """Rows ordered by account id, handed out alongside accounts walked in the same order: called with
     each account id in turn, returns that account's rows (empty when it has none)."""
@@ -449,12 +468,13 @@ class Pass:
         )
         first, last = self.days[0], self.days[-1]
         lines = RowsByAccount(
-            Subscription.objects.alive()
-            .filter(self.scope.q("account_id"), mrr__gt=0, start_date__lte=last)
-            .filter(Q(end_date__isnull=True) | Q(end_date__gt=first))
-            .values_list("account_id", "start_date", "end_date")
-            .order_by("account_id")
-            .iterator(chunk_size=STREAM_ROWS),
+            received_rows(
+                Subscription.objects.alive()
+                .filter(self.scope.q("account_id"), mrr__gt=0, start_date__lte=last)
+                .filter(Q(end_date__isnull=True) | Q(end_date__gt=first))
+                .values_list("account_id", "start_date", "end_date")
+                .order_by("account_id")
+            ),
             key=itemgetter(0),
         )
         measure = self._many_days() if many else self._few_days()
@@ -551,23 +571,25 @@ class Pass:
         first, last, n = self.days[0], self.days[-1], len(self.days)
         lead = 2 * TREND_DAYS
         usage = RowsByAccount(
-            UsageRecord.objects.filter(
-                self.scope.q("account_id"),
-                metric__in=set(self.trend_metrics) | set(self.level_metrics),
-                date__gte=first - datetime.timedelta(days=lead),
-                date__lte=last,
-            )
-            .values_list("account_id", "metric", "date", "value")
-            .order_by("account_id", "metric", "date")
-            .iterator(chunk_size=STREAM_ROWS),
+            received_rows(
+                UsageRecord.objects.filter(
+                    self.scope.q("account_id"),
+                    metric__in=set(self.trend_metrics) | set(self.level_metrics),
+                    date__gte=first - datetime.timedelta(days=lead),
+                    date__lte=last,
+                )
+                .values_list("account_id", "metric", "date", "value")
+                .order_by("account_id", "metric", "date")
+            ),
             key=itemgetter(0),
         )
         touches = RowsByAccount(
-            Touch.objects.alive()
-            .filter(self.scope.q("account_id"), occurred_at__lt=self.ends[-1])
-            .values_list("account_id", "occurred_at", "sentiment")
-            .order_by("account_id", "occurred_at")
-            .iterator(chunk_size=STREAM_ROWS)
+            received_rows(
+                Touch.objects.alive()
+                .filter(self.scope.q("account_id"), occurred_at__lt=self.ends[-1])
+                .values_list("account_id", "occurred_at", "sentiment")
+                .order_by("account_id", "occurred_at")
+            )
             if self.touches_needed
             else iter(()),
             key=itemgetter(0),
@@ -964,31 +986,51 @@ def health_recompute_range(
 def backfill_scopes(
     *, account_ids: Iterable[int] | None = None, id_range: tuple[int, int] | None = None
 ) -> list[Scope]:
-    """The chunks a backfill works through: the given ids CHUNK_SIZE at a time, the id range, or every
-    account a range of CHUNK_SIZE ids at a time."""
+    """The passes a backfill works through, each in its own transaction: the given ids, the id range or
+    every account, BACKFILL_IDS at a time (a pass holds its accounts' usage over the range as received)."""
     if account_ids is not None:
         ids = sorted(set(account_ids))
-        return [Scope(account_ids=tuple(ids[k : k + CHUNK_SIZE])) for k in range(0, len(ids), CHUNK_SIZE)]
+        return [Scope(account_ids=tuple(ids[k : k + BACKFILL_IDS])) for k in range(0, len(ids), BACKFILL_IDS)]
     if id_range is not None:
-        return [Scope(id_range=id_range)]
-    return [Scope(id_range=ids) for ids in id_ranges(CHUNK_SIZE)]
+        low, high = id_range
+        return [Scope(id_range=(k, min(k + BACKFILL_IDS, high))) for k in range(low, high, BACKFILL_IDS)]
+    return [Scope(id_range=ids) for ids in id_ranges(BACKFILL_IDS)]
 
 
 @transaction.atomic
 def _backfill_scope(days: list[datetime.date], scope: Scope, scorer: Scorer) -> int:
     """Rebuild the snapshots of `days` for `scope`: the range's snapshots are deleted, then the new ones
-    streamed in (COPY on PostgreSQL) as they are scored."""
+    streamed in as they are scored (on PostgreSQL through one COPY, which the database works through while
+    the next are scored)."""
     HealthSnapshot.objects.filter(scope.q("account_id"), date__gte=days[0], date__lte=days[-1]).delete()
     stamp = timezone.now()
-    written, rows = 0, []
-    for account, i, score in health_scores(days=days, scope=scope, scorer=scorer):
-        rows.append(_snapshot_row(account.pk, days[i], score, scorer.model.pk, stamp))
-        if len(rows) == COPY_ROWS:
-            written += snapshots_write(rows, fresh=True)
-            rows = []
-    written += snapshots_write(rows, fresh=True)
+    model_id = scorer.model.pk
+    scores = health_scores(days=days, scope=scope, scorer=scorer)
+    # The first score comes once every input is read: the connection is then free for the COPY.
+    first = next(scores, None)
+    scores = chain([first], scores) if first is not None else iter(())
+    written = 0
+    if connection.vendor == "postgresql":
+        columns = ", ".join(SNAPSHOT_COLUMNS)
+        with (
+            connection.cursor() as cursor,
+            cursor.cursor.copy(f"COPY {HealthSnapshot._meta.db_table} ({columns}) FROM STDIN") as copy,
+        ):
+            for batch in batched(scores, COPY_ROWS):
+                copy.write("".join(_copy_line(_snapshot_row(a.pk, days[i], s, model_id, stamp)) for a, i, s in batch))
+                written += len(batch)
+    else:
+        for batch in batched(scores, COPY_ROWS):
+            written += snapshots_write([_snapshot_row(a.pk, days[i], s, model_id, stamp) for a, i, s in batch])
     account_health_refresh(scope=scope.q("pk"))
     return written
+
+
+def batched(items: Iterable, size: int) -> Iterator[list]:
+    """Lists of up to `size` items, in order."""
+    iterator = iter(items)
+    while batch := list(islice(iterator, size)):
+        yield batch
 
 
 # --- model versions -----------------------------------------------------------------------------

@@ -174,7 +174,7 @@ def test_a_backfill_works_a_chunk_of_ids_at_a_time(monkeypatch):
     health_recompute_range(first=FIRST, last=LAST)
     one_chunk = snapshots()
     HealthSnapshot.objects.all().delete()
-    monkeypatch.setattr(health, "CHUNK_SIZE", 2)
+    monkeypatch.setattr(health, "BACKFILL_IDS", 2)
     done = []
     health_recompute_range(first=FIRST, last=LAST, progress=lambda: done.append(1))
     assert snapshots() == one_chunk
