@@ -178,6 +178,7 @@ class Scorer:
         # number of days, a mean of a few sentiments): equal Decimals score equal, whatever their exponent.
         self._memos: list[dict | None] = [{} if c.kind in REPEATING_KINDS else None for c in self.components]
         self._float_thresholds = [(float(bad), float(span)) for bad, span in self._thresholds]
+        self._float_memos: list[dict | None] = [{} if memo is not None else None for memo in self._memos]
         self._float_weights: dict[tuple[bool, ...], list[float] | None] = {}
         self._scores: dict[int, tuple[Decimal, str]] = {}  # tenths of a point -> (score, band)
 
@@ -239,30 +240,21 @@ class Scorer:
             weights = self._float_weights[measured] = [float(w) if w is not None else 0.0 for w in found[0]]
         weighted = 0.0
         explained = []
-        for (bad, span), head, raw, weight, shown in zip(
-            self._float_thresholds, self._heads, raws, weights, found[1], strict=True
+        for (bad, span), head, memo, raw, weight, shown in zip(
+            self._float_thresholds, self._heads, self._float_memos, raws, weights, found[1], strict=True
         ):
             if raw is None:
                 explained.append(f'{head}, "raw": null, "score": null, "weight": 0.0}}')
                 continue
-            share = (raw - bad) / span
-            if share == 0.0 and span < 0.0:  # Decimal's zero is negative then (and shown as -0.0): let it decide
+            scored = memo.get(raw) if memo is not None else None
+            if scored is None:
+                scored = _float_score(raw, bad, span)
+                if memo is not None and len(memo) < MEMO_SIZE:
+                    memo[raw] = scored
+            if scored is Inexact:
                 return Inexact
-            score = 100.0 if share > 1.0 else 0.0 if share < 0.0 else 100.0 * share
-            millionths = raw * 1e6
-            shown_raw = round(millionths)
-            if abs(abs(millionths - shown_raw) - 0.5) < FLOAT_MARGIN * max(1.0, abs(millionths)) or (
-                shown_raw == 0 and raw != 0.0
-            ):
-                return Inexact
-            tenths = score * 10.0
-            shown_score = math.floor(tenths + 0.5)
-            if abs(tenths - math.floor(tenths) - 0.5) < FLOAT_MARGIN * 1000:
-                return Inexact
-            weighted += score * weight
-            explained.append(
-                f'{head}, "raw": {shown_raw / 1e6!r}, "score": {shown_score / 10!r}, "weight": {shown!r}}}'
-            )
+            weighted += scored[0] * weight
+            explained.append(f'{head}, {scored[1]}, "weight": {shown!r}}}')
         tenths = weighted * 10.0
         if abs(tenths - math.floor(tenths) - 0.5) < FLOAT_MARGIN * 1000:
             return Inexact
@@ -272,6 +264,24 @@ class Scorer:
             score = Decimal(overall).scaleb(-1)
             scored = self._scores[overall] = (score, band_for(score=score, model=self.model))
         return Score(score=scored[0], band=scored[1], components=f"[{', '.join(explained)}]")
+
+
+def _float_score(raw: float, bad: float, span: float) -> "tuple[float, str] | type[Inexact]":
+    """A component's score and its explanation's raw and score figures, or Inexact near a rounding tie."""
+    share = (raw - bad) / span
+    if share == 0.0 and span < 0.0:  # Decimal's zero is negative then (and shown as -0.0): let it decide
+        return Inexact
+    score = 100.0 if share > 1.0 else 0.0 if share < 0.0 else 100.0 * share
+    millionths = raw * 1e6
+    shown_raw = round(millionths)
+    if abs(abs(millionths - shown_raw) - 0.5) < FLOAT_MARGIN * max(1.0, abs(millionths)) or (
+        shown_raw == 0 and raw != 0.0
+    ):
+        return Inexact
+    tenths = score * 10.0
+    if abs(tenths - math.floor(tenths) - 0.5) < FLOAT_MARGIN * 1000:
+        return Inexact
+    return score, f'"raw": {shown_raw / 1e6!r}, "score": {math.floor(tenths + 0.5) / 10!r}'
 
 
 class Inexact:
@@ -531,22 +541,30 @@ class Pass:
             usage_window_sums(self.scope.q("account_id"), windows, values_on), key=itemgetter("account_id")
         )
         touches = RowsByAccount(self._touch_aggregates(), key=itemgetter("account_id"))
+        names = [
+            (
+                [(m, f"recent_{m}_{i}", f"prior_{m}_{i}") for m in self.trend_metrics],
+                [(m, f"on_{m}_{i}") for m in self.level_metrics],
+                (f"last_{i}", f"total_{i}", f"count_{i}"),
+            )
+            for i in range(len(self.days))
+        ]
         while True:
             account, _row = yield
             sums = next(iter(usage(account.pk)), {})
             touched = next(iter(touches(account.pk)), {})
-            for i in range(len(self.days)):
-                for metric in self.trend_metrics:
-                    recent = sums.get(f"recent_{metric}_{i}")
-                    account.trend[metric][i] = (ZERO if recent is None else recent, sums.get(f"prior_{metric}_{i}"))
-                for metric in self.level_metrics:
-                    value = sums.get(f"on_{metric}_{i}")
+            for i, (trends, levels, (last_name, total_name, count_name)) in enumerate(names):
+                for metric, recent_name, prior_name in trends:
+                    recent = sums.get(recent_name)
+                    account.trend[metric][i] = (ZERO if recent is None else recent, sums.get(prior_name))
+                for metric, name in levels:
+                    value = sums.get(name)
                     if value is None:  # no row that day: the latest before it, read with the batch
                         self.level_misses.setdefault((metric, i), []).append(account)
                     account.level[metric][i] = value
-                last = touched.get(f"last_{i}")
+                last = touched.get(last_name)
                 account.last_touch[i] = last.astimezone(self.zone).date() if last is not None else None
-                account.sentiment[i] = sentiment_mean(touched.get(f"total_{i}"), touched.get(f"count_{i}"))
+                account.sentiment[i] = sentiment_mean(touched.get(total_name), touched.get(count_name))
 
     def _touch_aggregates(self) -> Iterator[dict]:
         if not self.touches_needed:
