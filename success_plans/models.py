@@ -165,7 +165,10 @@ class SuccessPlan(SyncedModel):
         ordering = ["-start_date", "id"]
         verbose_name = _("success plan")
         verbose_name_plural = _("success plans")
-        indexes = [models.Index(fields=["account", "status"], name="plan_account_status_idx")]
+        indexes = [
+            models.Index(fields=["account", "status"], name="plan_account_status_idx"),
+            models.Index(fields=["updated_at", "id"], name="plan_sync_idx"),
+        ]
         constraints = [
             models.CheckConstraint(
                 condition=Q(target_date__isnull=True) | Q(target_date__gte=F("start_date")),
