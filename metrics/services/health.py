@@ -397,11 +397,16 @@ def stream_rows(queryset: QuerySet) -> Iterator[dict]:
     """The rows of a values() queryset as dicts, fetched in one go but made Python objects a batch at a time.
 
     A client-side cursor: the planner plans the whole result (a scan and a hash aggregate), not a fast
-    start as it does for a server-side cursor.
+    start as it does for a server-side cursor. PostgreSQL's driver gives final types (Decimal, aware
+    datetimes, dates), so Django's converters are skipped there.
     """
     query = queryset.query
     names = [*query.extra_select, *query.values_select, *query.annotation_select]
-    for row in query.get_compiler(queryset.db).results_iter(chunk_size=STREAM_ROWS):
+    if connection.vendor == "postgresql":
+        rows = received_rows(queryset)
+    else:
+        rows = query.get_compiler(queryset.db).results_iter(chunk_size=STREAM_ROWS)
+    for row in rows:
         yield dict(zip(names, row, strict=True))
 
 
