@@ -31,6 +31,18 @@ def pytest_runtest_teardown(item, nextitem):
                         connection.creation.deserialize_db_from_string(seeded)
 
 
+@pytest.fixture(scope="session")
+def django_db_setup(django_db_setup, django_db_blocker):
+    """Keep the seeded rows of every test database for the teardown above to put back, whether or not a
+    test asks for serialized_rollback (pytest-django serializes only for those that do)."""
+    from django.db import connections
+
+    with django_db_blocker.unblock():
+        for connection in connections.all():
+            if getattr(connection, "_test_serialized_contents", None) is None:
+                connection._test_serialized_contents = connection.creation.serialize_db_to_string()
+
+
 @pytest.fixture
 def csm(db):
     return factories.UserFactory(username="casey")
