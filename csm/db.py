@@ -42,8 +42,23 @@ def _converter(field: models.Field, db, encoder: json.JSONEncoder):
         return lambda value: value
     memo: dict = {}
     native = (str, int, float, bool, type(None), list, dict)
+    # Values the field would write unchanged skip the preparation: most of a large batch's values.
+    target = field.target_field if field.is_relation else field
+    unchanged: set[type] = {type(None)}
+    if isinstance(target, models.IntegerField):
+        unchanged.add(int)
+    if isinstance(target, models.CharField | models.TextField):
+        unchanged.add(str)
+    if isinstance(target, models.BooleanField):
+        unchanged.add(bool)
+    decimal_text = isinstance(target, models.DecimalField)
 
     def convert(value):
+        kind = type(value)
+        if kind in unchanged:
+            return value
+        if decimal_text and kind is decimal.Decimal:
+            return str(value)  # what preparing it, then encoding it, gives
         key = _memo_key(value)
         if key is not None and key in memo:
             return memo[key]
