@@ -49,8 +49,6 @@ class Command(BaseCommand):
         load_only: bool,
         **opts,
     ):
-        if connection.vendor != "postgresql":
-            raise CommandError("The benchmark needs PostgreSQL: set DATABASE_URL to a database of its own.")
         if not 1 <= accounts <= 10_000_000:
             raise CommandError("--accounts must be from 1 to 10,000,000.")
         if not 60 <= days <= 3650:
@@ -65,6 +63,8 @@ class Command(BaseCommand):
             raise CommandError(
                 f"--only takes groups among {', '.join(bench.GROUPS)}; not {', '.join(unknown) or only!r}."
             )
+        if connection.vendor != "postgresql":
+            raise CommandError("The benchmark needs PostgreSQL: set DATABASE_URL to a database of its own.")
         say = self.stdout.write
         if not reuse:
             if Account.objects.exists() and not yes:
