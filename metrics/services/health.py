@@ -882,10 +882,12 @@ def _recompute_days(days: list[datetime.date], scope: Scope, scorer: Scorer) -> 
         lost.update(stale)
     # Account.health_* follow the latest snapshot: the one just written unless a later day has one. Only
     # accounts whose shown health changes are updated; one that lost a snapshot and got none is refreshed.
+    after = Q(date__gt=days[-1])
+    if (days[-1] - days[0]).days + 1 > len(days):  # and the days between them (one index condition without)
+        after |= Q(date__gt=days[0], date__lt=days[-1]) & ~Q(date__in=days)
     later = dict(
         HealthSnapshot.objects.filter(scope.q("account_id"))
-        .filter(Q(date__gt=days[-1]) | Q(date__gt=days[0], date__lt=days[-1]))
-        .exclude(date__in=days)
+        .filter(after)
         .values_list("account_id")
         .annotate(latest=Max("date"))
         .order_by()
@@ -1003,6 +1005,11 @@ def health_recompute_range(
         written += _backfill_scope(days, scope, scorer)
         if progress is not None:
             progress()
+    if connection.vendor == "postgresql" and written:
+        # So many new rows at once: the planner's statistics follow now, not whenever autovacuum gets to them
+        # (until then it would scan the whole table for one account's latest snapshot).
+        with connection.cursor() as cursor:
+            cursor.execute(f"ANALYZE {HealthSnapshot._meta.db_table}")
     return written
 
 
