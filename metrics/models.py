@@ -152,6 +152,7 @@ class HealthSnapshot(TimeStampedModel):
         models.CASCADE,
         related_name="health_snapshots",
         verbose_name=_("account"),
+        db_index=False,  # the unique (account, date) index leads with it
     )
     date = models.DateField(_("date"))
     score = models.DecimalField(_("score"), max_digits=4, decimal_places=1)

@@ -4,7 +4,8 @@ partners and their keys) is changed by CS leaders only.
 A plain CSM is not staff: every admin page sends them to sign in. A CSM made staff (say, to read
 accounts in the admin) keeps the CSM group's permissions, which grant no change to any of it: adding,
 changing and deleting are refused (403) and nothing is written. What the CSM group may view is the
-migration's CSM_PERMISSIONS; it lets a staff CSM read these lists, never edit them.
+migration's CSM_PERMISSIONS (less partners and keys, which only leaders see); it lets a staff CSM read these
+lists, never edit them.
 """
 
 import pytest
@@ -101,3 +102,17 @@ def test_the_csm_group_grants_no_change_to_the_configuration():
         app, model = label.split(".")
         for action in ("add", "change", "delete"):
             assert (app, f"{action}_{model}") not in codes
+
+
+@pytest.mark.parametrize("label", ["accounts.partner", "accounts.partnerkey"])
+def test_a_staff_csm_does_not_see_partners_or_their_keys(label):
+    from django.contrib.auth.models import Group
+
+    app, model = label.split(".")
+    codes = set(Group.objects.get(name="CSM").permissions.values_list("content_type__app_label", "codename"))
+    assert (app, f"view_{model}") not in codes
+    client = Client()
+    client.force_login(factories.csm_user(username="staff-csm", is_staff=True))
+    obj = some_object(label)
+    assert client.get(admin_urls(label, obj.pk)["changelist"]).status_code == 403
+    assert client.get(admin_urls(label, obj.pk)["change"]).status_code == 403
