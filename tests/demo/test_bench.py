@@ -39,7 +39,14 @@ def test_bench_loads_the_data_set_and_prints_every_figure_against_its_floor():
             Q(end_date__isnull=True) | Q(end_date__gt=TODAY), account=account, start_date__lte=TODAY
         ).aggregate(total=Sum("mrr"))["total"]
         assert account.mrr == (live or Decimal("0.00"))
-    for figure in ("health recompute (full)", "revenue months (24)", "alert evaluation", "nightly chain"):
+    figures = (
+        "health recompute (full)",
+        "revenue months (24), empty",
+        "revenue months (24), again",
+        "alert evaluation",
+        "nightly chain",
+    )
+    for figure in figures:
         line = next(line for line in output.splitlines() if line.startswith(figure))
         assert "30 accounts" in line and line.split()[-3].endswith("x")
     assert "metrics_usagerecord" in output and "Floor queries:" in output
