@@ -5,6 +5,7 @@ from decimal import Decimal
 from io import StringIO
 
 import pytest
+from django.conf import settings
 from django.core.management import CommandError, call_command
 
 from metrics.models import HealthSnapshot, RevenueMonth
@@ -36,9 +37,28 @@ def test_recompute_health_backfills_a_range_for_chosen_accounts(paying):
     assert HealthSnapshot.objects.count() == 10
 
 
+@pytest.mark.skipif(not settings.CELERY_TASK_ALWAYS_EAGER, reason="with a broker the chunks go to a worker")
+def test_recompute_health_queue_sends_a_backfill_to_the_workers_in_chunks(paying):
+    other = factories.AccountFactory(customer_since=datetime.date(2026, 1, 1))
+    factories.SubscriptionFactory(account=other, start_date=datetime.date(2026, 1, 1))
+    output = run("recompute_health", "--from", "2026-03-01", "--to", "2026-03-05", "--queue")
+    # Without a broker the one chunk (both accounts' ids are close) runs here: 2 accounts x 5 days.
+    assert "Queued 1 chunk(s) of accounts for 5 day(s), 2026-03-01 to 2026-03-05." in output
+    assert HealthSnapshot.objects.count() == 10
+    assert set(HealthSnapshot.objects.values_list("account_id", flat=True)) == {paying.pk, other.pk}
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
+        (
+            ["--from", "2026-03-01", "--account", "acme", "--queue"],
+            "--queue spreads a backfill of every account (--from without --account) over the workers.",
+        ),
+        (
+            ["--date", "2026-03-01", "--queue"],
+            "--queue spreads a backfill of every account (--from without --account) over the workers.",
+        ),
         (["--date", "2026-13-01"], "'2026-13-01' is not a date; use YYYY-MM-DD."),
         (["--date", "2026-01-01", "--from", "2026-01-01"], "Give either --date or --from/--to, not both."),
         (["--to", "2026-01-01"], "--to needs --from."),

@@ -38,8 +38,14 @@ class Command(BaseCommand):
             metavar="EXTERNAL_ID",
             help="Only these accounts, by external id. Default: every account.",
         )
+        parser.add_argument(
+            "--queue",
+            action="store_true",
+            help="Send a backfill's chunks of accounts to the Celery workers (one task each) instead of "
+            "working here; without a broker they run here, one after another.",
+        )
 
-    def handle(self, *args, date, first, last, accounts, **options):
+    def handle(self, *args, date, first, last, accounts, queue, **options):
         if date and (first or last):
             raise CommandError("Give either --date or --from/--to, not both.")
         if last and not first:
@@ -62,6 +68,19 @@ class Command(BaseCommand):
             account_ids = list(found.values())
 
         days = (last - first).days + 1
+        if queue:
+            if account_ids is not None or days == 1:
+                raise CommandError(
+                    "--queue spreads a backfill of every account (--from without --account) over the workers."
+                )
+            from metrics.tasks import backfill_health_workflow
+
+            result = backfill_health_workflow(first.isoformat(), last.isoformat()).apply_async()
+            chunks = len(result.results)
+            self.stdout.write(
+                self.style.SUCCESS(f"Queued {chunks} chunk(s) of accounts for {days} day(s), {first} to {last}.")
+            )
+            return
         try:
             if days == 1:
                 written = health_recompute(on=first, account_ids=account_ids)
