@@ -5,20 +5,26 @@ from django.db import migrations
 PARTNER_MODELS = ("partner", "partnerkey")
 
 
-def revoke(apps, schema_editor):
+def _partner_views(apps) -> tuple:
+    """The CSM groups and the view permissions of partners and keys."""
     Group = apps.get_model("auth", "Group")
     Permission = apps.get_model("auth", "Permission")
-    views = Permission.objects.filter(content_type__app_label="accounts", content_type__model__in=PARTNER_MODELS)
-    for group in Group.objects.filter(name="CSM"):
-        group.permissions.remove(*views.filter(codename__startswith="view_"))
+    views = Permission.objects.filter(
+        content_type__app_label="accounts", content_type__model__in=PARTNER_MODELS, codename__startswith="view_"
+    )
+    return Group.objects.filter(name="CSM"), list(views)
+
+
+def revoke(apps, schema_editor):
+    groups, views = _partner_views(apps)
+    for group in groups:
+        group.permissions.remove(*views)
 
 
 def grant(apps, schema_editor):
-    Group = apps.get_model("auth", "Group")
-    Permission = apps.get_model("auth", "Permission")
-    views = Permission.objects.filter(content_type__app_label="accounts", content_type__model__in=PARTNER_MODELS)
-    for group in Group.objects.filter(name="CSM"):
-        group.permissions.add(*views.filter(codename__startswith="view_"))
+    groups, views = _partner_views(apps)
+    for group in groups:
+        group.permissions.add(*views)
 
 
 class Migration(migrations.Migration):
