@@ -27,6 +27,7 @@ from .models import (
     RevenueMonth,
     UsageRecord,
 )
+from .selectors.health import snapshots_entries
 from .services.alerts import alerts_close, alerts_snooze
 from .services.health import (
     COMPONENT_FIELDS,
@@ -264,7 +265,7 @@ class HealthSnapshotAdmin(ReadOnlyAdminMixin, CsmModelAdmin):
     @admin.display(description=_("components"))
     def components_table(self, obj: HealthSnapshot) -> str:
         kinds = dict(HealthComponent.Kind.choices)
-        parts = [part for part in obj.components or [] if isinstance(part, dict)]
+        parts = snapshots_entries([obj])[0]
         rows = format_html_join(
             "",
             "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",

@@ -166,7 +166,10 @@ class HealthSnapshot(TimeStampedModel):
     components = models.JSONField(
         _("components"),
         default=list,
-        help_text=_("Per component: kind, raw value, score and weight."),
+        help_text=_(
+            "One entry per component of the model version, in its order (order, id): [raw value, score, "
+            "weight], or null when the component had no data."
+        ),
     )
 
     class Meta:

@@ -14,11 +14,8 @@ from rest_framework.response import Response
 
 from accounts.models import Account
 from metrics.selectors.health import (
-    HealthChange,
-    health_change,
     health_history,
-    latest_snapshot,
-    snapshot_components,
+    latest_health,
 )
 
 from ..engine import ApiView
@@ -53,7 +50,8 @@ class HealthSnapshotSerializer(serializers.Serializer):
 
     @extend_schema_field(HealthComponentSerializer(many=True))
     def get_components(self, snapshot) -> list[dict]:
-        return HealthComponentSerializer(snapshot_components(snapshot), many=True).data
+        """The components read with the snapshot (`latest_health`), given in the context."""
+        return HealthComponentSerializer(self.context["components"], many=True).data
 
 
 class HealthPointSerializer(serializers.Serializer):
@@ -146,13 +144,11 @@ class AccountHealthView(ApiView, generics.GenericAPIView):
         )
         if account is None:
             raise Http404
-        change: HealthChange | None = None
-        if first is not None:
-            change = health_change(account=account, first=first, second=second)
+        latest, components, change = latest_health(account=account, change=None if first is None else (first, second))
         body = {
             "account": account.external_id,
-            "latest": latest_snapshot(account=account),
+            "latest": latest,
             "history": health_history(account=account, since=since),
             "change": change,
         }
-        return Response(HealthSerializer(body).data)
+        return Response(HealthSerializer(body, context={"components": components}).data)

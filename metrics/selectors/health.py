@@ -4,6 +4,7 @@ Every selector costs a fixed number of queries whatever the number of snapshots 
 """
 
 import datetime
+from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
 
@@ -30,6 +31,63 @@ def kind_label(kind: str) -> str:
         return str(HealthComponent.Kind(kind).label)
     except ValueError:
         return kind
+
+
+# --- a snapshot's components ---------------------------------------------------------------------
+
+
+def in_snapshot_order(components: Iterable[HealthComponent]) -> list[HealthComponent]:
+    """A model version's components in the order its snapshots list them: (order, id)."""
+    return sorted(components, key=lambda c: (c.order, c.pk))
+
+
+def version_components(model_ids: Iterable[int]) -> dict[int, list[HealthComponent]]:
+    """The components of these model versions, each in snapshot order (one query)."""
+    found: dict[int, list[HealthComponent]] = {pk: [] for pk in model_ids}
+    if not found:
+        return {}
+    for component in HealthComponent.objects.filter(model_id__in=list(found)):
+        found[component.model_id].append(component)
+    return {pk: in_snapshot_order(components) for pk, components in found.items()}
+
+
+def component_entries(stored: list | None, components: list[HealthComponent]) -> list[dict]:
+    """A snapshot's stored components as dicts: kind, metric, per_metric, raw, score, weight.
+
+    A snapshot stores one entry per component of its model version, in snapshot order: `[raw, score,
+    weight]`, or null when the component had no data (then raw and score None, weight 0). The labels come
+    from the version's `components`. An entry that is a dict (the form before metrics 0010) is read as it
+    stands.
+    """
+    entries = []
+    for position, entry in enumerate(stored or []):
+        if isinstance(entry, dict):
+            entries.append(entry)
+            continue
+        component = components[position]
+        raw, score, weight = entry if entry is not None else (None, None, 0.0)
+        entries.append(
+            {
+                "kind": component.kind,
+                "metric": component.metric,
+                "per_metric": component.per_metric,
+                "raw": raw,
+                "score": score,
+                "weight": weight,
+            }
+        )
+    return entries
+
+
+def snapshots_entries(snapshots: Iterable[HealthSnapshot | None]) -> list[list[dict]]:
+    """`component_entries` of each snapshot (None: no entries), their versions' components read once (one
+    query, none when no snapshot has compact entries)."""
+    snapshots = list(snapshots)
+    compact = (s for s in snapshots if s is not None and not all(isinstance(e, dict) for e in s.components or []))
+    versions = version_components({s.model_version_id for s in compact})
+    return [
+        [] if s is None else component_entries(s.components, versions.get(s.model_version_id, [])) for s in snapshots
+    ]
 
 
 @dataclass(frozen=True)
@@ -170,11 +228,9 @@ def _side(snapshot: HealthSnapshot | None) -> HealthSide | None:
     )
 
 
-def _parts(snapshot: HealthSnapshot | None) -> dict[tuple[str, str, str], tuple[dict, ComponentPart]]:
-    if snapshot is None:
-        return {}
+def _parts(entries: list[dict]) -> dict[tuple[str, str, str], tuple[dict, ComponentPart]]:
     parts = {}
-    for entry in snapshot.components or []:
+    for entry in entries:
         key = (entry.get("kind", ""), entry.get("metric") or "", entry.get("per_metric") or "")
         parts[key] = (entry, component_part(entry))
     return parts
@@ -183,9 +239,10 @@ def _parts(snapshot: HealthSnapshot | None) -> dict[tuple[str, str, str], tuple[
 def health_change(*, account: Account, first: datetime.date, second: datetime.date) -> HealthChange:
     """The difference between the account's health on `first` and on `second`, split by component.
 
-    Each side reads the snapshot on that date or, without one, the latest before it (two queries);
-    the dates are taken in order, so `first` is the earlier. A side without a snapshot is None and
-    its contributions are None: the page says there is no data rather than guess.
+    Each side reads the snapshot on that date or, without one, the latest before it (two queries, and
+    one for their model versions' components); the dates are taken in order, so `first` is the earlier.
+    A side without a snapshot is None and its contributions are None: the page says there is no data
+    rather than guess.
 
     Method: a snapshot stores, per component, its score (0–100, to 0.1) and its weight (its share of
     the weights of the components with data, to six places); the stored score is the weighted sum
@@ -203,7 +260,19 @@ def health_change(*, account: Account, first: datetime.date, second: datetime.da
     first, second = sorted((first, second))
     before_snapshot = _snapshot_on_or_before(account, first)
     after_snapshot = _snapshot_on_or_before(account, second)
-    before_parts, after_parts = _parts(before_snapshot), _parts(after_snapshot)
+    before_entries, after_entries = snapshots_entries([before_snapshot, after_snapshot])
+    return _change(first, second, before_snapshot, after_snapshot, before_entries, after_entries)
+
+
+def _change(
+    first: datetime.date,
+    second: datetime.date,
+    before_snapshot: HealthSnapshot | None,
+    after_snapshot: HealthSnapshot | None,
+    before_entries: list[dict],
+    after_entries: list[dict],
+) -> HealthChange:
+    before_parts, after_parts = _parts(before_entries), _parts(after_entries)
 
     keys = list(after_parts) + [key for key in before_parts if key not in after_parts]
     components = []
@@ -297,12 +366,32 @@ def latest_snapshot(*, account: Account) -> HealthSnapshot | None:
     return HealthSnapshot.objects.filter(account=account).select_related("model_version").order_by("-date").first()
 
 
+def latest_health(
+    *, account: Account, change: tuple[datetime.date, datetime.date] | None = None
+) -> tuple[HealthSnapshot | None, list[dict], HealthChange | None]:
+    """The account's latest snapshot, its components for display (`snapshot_components`) and, with
+    `change`, why health changed between its two dates (`health_change`): one query per snapshot read,
+    and one for the components of their model versions."""
+    snapshot = latest_snapshot(account=account)
+    if change is None:
+        return snapshot, snapshot_components(snapshot), None
+    first, second = sorted(change)
+    before, after = _snapshot_on_or_before(account, first), _snapshot_on_or_before(account, second)
+    shown, before_entries, after_entries = snapshots_entries([snapshot, before, after])
+    return snapshot, _display_rows(shown), _change(first, second, before, after, before_entries, after_entries)
+
+
 def snapshot_components(snapshot: HealthSnapshot | None) -> list[dict]:
-    """A snapshot's components for display: label (the Kind's), metric, raw, score, weight, contribution."""
+    """A snapshot's components for display: label (the Kind's), metric, raw, score, weight, contribution
+    (one query for its model version's components; none without a snapshot)."""
     if snapshot is None:
         return []
+    return _display_rows(snapshots_entries([snapshot])[0])
+
+
+def _display_rows(entries: list[dict]) -> list[dict]:
     rows = []
-    for entry in snapshot.components or []:
+    for entry in entries:
         part = component_part(entry)
         rows.append(
             {

@@ -30,6 +30,7 @@ from accounts.models import Account, Subscription, Touch
 from csm.db import bulk_upsert
 from csm.exceptions import DomainError, full_clean
 from metrics.models import HealthBand, HealthComponent, HealthModel, HealthSnapshot, RecomputeIssue, UsageRecord
+from metrics.selectors.health import in_snapshot_order
 from success_plans.selectors import plan_progress_inputs_by_account, plan_progress_on
 
 Kind = HealthComponent.Kind
@@ -147,7 +148,7 @@ def band_for(*, score: Decimal, model: HealthModel) -> str:
 class Score:
     score: Decimal
     band: str
-    components: str  # JSON: per component its kind, metric, per_metric, raw value, score and weight
+    components: str  # JSON: per component of the model (in snapshot order) [raw, score, weight], or null
 
 
 ZERO, HUNDRED, ONE = Decimal(0), Decimal(100), Decimal(1)
@@ -165,14 +166,10 @@ class Scorer:
 
     def __init__(self, model: HealthModel) -> None:
         self.model = model
-        self.components = list(model.components.all())
+        # Snapshots store one entry per component in this order; what each is stays with the model version.
+        self.components = in_snapshot_order(model.components.all())
         self.kinds = {c.kind for c in self.components}
         self._thresholds = [(c.bad, c.good - c.bad) for c in self.components]
-        # Each component's explanation starts with what the model says of it (readers name the kind in
-        # their own language, selectors.health.kind_label); its thresholds stay with the model version.
-        self._heads = [
-            json.dumps({"kind": c.kind, "metric": c.metric, "per_metric": c.per_metric})[:-1] for c in self.components
-        ]
         self._weights: dict[tuple[bool, ...], tuple[list[Decimal | None], list[float]] | None] = {}
         # Scores of raw values already seen, for kinds whose raw values repeat across accounts and days (a
         # number of days, a mean of a few sentiments): equal Decimals score equal, whatever their exponent.
@@ -201,24 +198,23 @@ class Scorer:
         weights, shown_weights = found
         weighted = ZERO
         explained = []
-        for (bad, span), head, memo, raw, weight, shown in zip(
-            self._thresholds, self._heads, self._memos, raws, weights, shown_weights, strict=True
+        for (bad, span), memo, raw, weight, shown in zip(
+            self._thresholds, self._memos, raws, weights, shown_weights, strict=True
         ):
             if raw is None:
-                explained.append(f'{head}, "raw": null, "score": null, "weight": 0.0}}')
+                explained.append("null")
                 continue
             scored = memo.get(raw) if memo is not None else None
             if scored is None:
                 score = HUNDRED * min(max((raw - bad) / span, ZERO), ONE)
                 scored = (
                     score,
-                    f'"raw": {float(raw.quantize(RAW_PLACES))!r}, '
-                    f'"score": {float(score.quantize(SCORE_PLACES, ROUND_HALF_UP))!r}',
+                    f"{float(raw.quantize(RAW_PLACES))!r}, {float(score.quantize(SCORE_PLACES, ROUND_HALF_UP))!r}",
                 )
                 if memo is not None and len(memo) < MEMO_SIZE:
                     memo[raw] = scored
             weighted += scored[0] * weight
-            explained.append(f'{head}, {scored[1]}, "weight": {shown!r}}}')
+            explained.append(f"[{scored[1]}, {shown!r}]")
         overall = weighted.quantize(SCORE_PLACES, ROUND_HALF_UP)
         return Score(
             score=overall, band=band_for(score=overall, model=self.model), components=f"[{', '.join(explained)}]"
@@ -240,11 +236,11 @@ class Scorer:
             weights = self._float_weights[measured] = [float(w) if w is not None else 0.0 for w in found[0]]
         weighted = 0.0
         explained = []
-        for (bad, span), head, memo, raw, weight, shown in zip(
-            self._float_thresholds, self._heads, self._float_memos, raws, weights, found[1], strict=True
+        for (bad, span), memo, raw, weight, shown in zip(
+            self._float_thresholds, self._float_memos, raws, weights, found[1], strict=True
         ):
             if raw is None:
-                explained.append(f'{head}, "raw": null, "score": null, "weight": 0.0}}')
+                explained.append("null")
                 continue
             scored = memo.get(raw) if memo is not None else None
             if scored is None:
@@ -254,7 +250,7 @@ class Scorer:
             if scored is Inexact:
                 return Inexact
             weighted += scored[0] * weight
-            explained.append(f'{head}, {scored[1]}, "weight": {shown!r}}}')
+            explained.append(f"[{scored[1]}, {shown!r}]")
         tenths = weighted * 10.0
         if abs(tenths - math.floor(tenths) - 0.5) < FLOAT_MARGIN * 1000:
             return Inexact
@@ -281,7 +277,7 @@ def _float_score(raw: float, bad: float, span: float) -> "tuple[float, str] | ty
     tenths = score * 10.0
     if abs(tenths - math.floor(tenths) - 0.5) < FLOAT_MARGIN * 1000:
         return Inexact
-    return score, f'"raw": {shown_raw / 1e6!r}, "score": {math.floor(tenths + 0.5) / 10!r}'
+    return score, f"{shown_raw / 1e6!r}, {math.floor(tenths + 0.5) / 10!r}"
 
 
 class Inexact:

@@ -24,10 +24,8 @@ from csm.roles import can_edit_account
 from metrics.selectors import account as account_selectors
 from metrics.selectors.health import (
     band_changes,
-    health_change,
     health_history,
-    latest_snapshot,
-    snapshot_components,
+    latest_health,
 )
 from success_plans.selectors import plans_progress
 
@@ -130,11 +128,10 @@ def account_detail(request: HttpRequest, pk: int) -> HttpResponse:
     days = 365 if request.GET.get("range") == "365" else 90
 
     # Health: the latest snapshot for the header, one year of scores for the trend and band changes.
-    snapshot = latest_snapshot(account=account)
+    change_form, first, second = _change_dates(request, today)
+    snapshot, components, change = latest_health(account=account, change=(first, second))
     year = health_history(account=account, since=today - datetime.timedelta(days=364), until=today)
     trend = [p for p in year if p.date > today - datetime.timedelta(days=days)]
-    change_form, first, second = _change_dates(request, today)
-    change = health_change(account=account, first=first, second=second)
 
     tiers = account_selectors.tier_history(account=account)
     current_tier = next((t for t in tiers if t.ended_at is None), None)
@@ -152,7 +149,7 @@ def account_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "account": account,
         "today": today,
         "snapshot": snapshot,
-        "components": snapshot_components(snapshot),
+        "components": components,
         "current_tier": current_tier,
         "tier_history": tiers[:TIER_HISTORY_SHOWN],
         "range_days": days,

@@ -269,3 +269,34 @@ def test_odd_dates_are_400(client_all, account_a, value):
         response = client_all.get(url(), params)
         assert response.status_code == 400
         assert response.json()["error"]["code"] == "invalid"
+
+
+def test_compact_components_read_as_before(client_a, account_a):
+    """A snapshot stores [raw, score, weight] per component of its version (null: no data); the API
+    names each component from the version, as it did when snapshots stored the names."""
+    model = factories.HealthModelFactory(version=101)
+    factories.HealthComponentFactory(model=model, kind="usage_trend", metric="active_users", order=0, bad=0, good=1)
+    factories.HealthComponentFactory(model=model, kind="sentiment", order=1, bad=-1, good=1)
+    today = timezone.localdate()
+    snapshot(account_a, today, "60.0", "yellow", [[0.6, 60.0, 1.0], None], model_version=model)
+    components = client_a.get(url()).json()["latest"]["components"]
+    assert components[0] == {
+        "kind": "usage_trend",
+        "label": "Usage trend (30 days vs prior 30)",
+        "metric": "active_users",
+        "per_metric": "",
+        "raw": "0.6",
+        "score": "60.0",
+        "weight": "1.0",
+        "contribution": "60.00",
+        "has_data": True,
+    }
+    # Without data: as before, no raw or score, and a weight of 0.00.
+    no_data = components[1]
+    assert (no_data["kind"], no_data["label"], no_data["raw"], no_data["score"]) == (
+        "sentiment",
+        "Touch sentiment (90 days)",
+        None,
+        None,
+    )
+    assert (no_data["weight"], no_data["contribution"], no_data["has_data"]) == ("0.00", "0.00", False)

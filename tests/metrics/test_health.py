@@ -12,6 +12,7 @@ from metrics.models import HealthComponent, HealthModel, HealthSnapshot, UsageRe
 from metrics.services.health import band_for, component_score, health_recompute, health_recompute_range
 from success_plans.models import Initiative
 from tests import factories
+from tests.metrics.test_snapshot_compact import explained
 
 pytestmark = pytest.mark.django_db
 
@@ -39,10 +40,6 @@ def account():
     factories.TouchFactory(account=account, occurred_at=at(D(2026, 4, 15)), sentiment=-1)
     factories.TouchFactory(account=account, occurred_at=at(D(2026, 3, 1)), sentiment=-1)  # outside 90 days
     return account
-
-
-def explained(snapshot) -> dict[str, dict]:
-    return {c["kind"]: c for c in snapshot.components}
 
 
 class TestComponentMaths:
@@ -104,7 +101,7 @@ def test_every_component_on_a_hand_computed_account(account):
     assert snapshot.score == Decimal("48.6")
     assert snapshot.band == "yellow"
     assert snapshot.model_version.is_active
-    assert sum(c["weight"] for c in snapshot.components) == pytest.approx(1.0)
+    assert sum(c["weight"] for c in explained(snapshot).values()) == pytest.approx(1.0)
     account.refresh_from_db()
     assert (account.health_score, account.health_band) == (Decimal("48.6"), "yellow")
 

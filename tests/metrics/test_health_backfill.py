@@ -14,6 +14,7 @@ from metrics.services import health
 from metrics.services.health import health_recompute, health_recompute_range
 from success_plans.models import Initiative
 from tests import factories
+from tests.metrics.test_snapshot_compact import explained
 
 pytestmark = pytest.mark.django_db
 
@@ -141,7 +142,12 @@ def test_a_backfill_gives_the_snapshots_of_recomputing_each_day(settings, zone):
     assert {day for pk, day in backfilled if pk == partial.pk} == set(days(FIRST, D(2026, 5, 9))) | set(
         days(D(2026, 5, 25), LAST)
     )
-    kinds_measured = {c["kind"] for *_rest, parts in backfilled.values() for c in parts if c["raw"] is not None}
+    kinds_measured = {
+        kind
+        for snapshot in HealthSnapshot.objects.filter(date__gte=FIRST, date__lte=LAST)
+        for kind, part in explained(snapshot).items()
+        if part["raw"] is not None
+    }
     assert kinds_measured == {
         "usage_trend",
         "usage_level",
@@ -159,7 +165,7 @@ def test_hand_computed_days_of_a_backfill():
     usage(account, "active_users", {d: "10" for d in days(D(2026, 3, 1), D(2026, 5, 30))})
     usage(account, "active_users", {d: "20" for d in days(D(2026, 5, 31), LAST)})
     health_recompute_range(first=FIRST, last=LAST)
-    parts = {s.date: {c["kind"]: c for c in s.components} for s in HealthSnapshot.objects.filter(account=account)}
+    parts = {s.date: explained(s) for s in HealthSnapshot.objects.filter(account=account)}
     # 1 May: 300 over 30 days against 300 -> 1.0 -> 100.
     assert parts[FIRST]["usage_trend"]["raw"] == 1.0
     # 14 June: 15 days at 10 and 15 at 20 = 450 against 300 -> 1.5.

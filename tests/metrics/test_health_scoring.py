@@ -81,4 +81,4 @@ def test_an_inverted_component_at_its_bad_threshold_shows_the_decimal_zero():
     scorer = Scorer(model)
     exact, fast = exact_and_fast(scorer, [Decimal(2)])
     assert fast is Inexact  # Decimal's zero is negative here
-    assert '"score": -0.0' in exact.components
+    assert exact.components == "[[2.0, -0.0, 1.0]]"  # [raw, score, weight]

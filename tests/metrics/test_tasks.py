@@ -28,6 +28,7 @@ from metrics.services.usage import usage_records_upsert
 from metrics.tasks import nightly, nightly_workflow, recompute_accounts
 from success_plans.models import TargetMeasurement
 from tests import factories
+from tests.metrics.test_snapshot_compact import explained
 
 ONE_DAY = datetime.timedelta(days=1)
 
@@ -232,7 +233,7 @@ class TestUsageLag:
 
     def usage_level(self, account, day):
         snapshot = HealthSnapshot.objects.get(account=account, date=day)
-        return next(c["raw"] for c in snapshot.components if c["kind"] == "usage_level")
+        return explained(snapshot)["usage_level"]["raw"]
 
     def test_the_previous_day_is_scored_again_first(self):
         account = paying_account()
@@ -314,7 +315,7 @@ class TestUsageLinkedTargets:
 
     def plan_progress(self, account, day):
         snapshot = HealthSnapshot.objects.get(account=account, date=day)
-        return next(c["raw"] for c in snapshot.components if c["kind"] == "plan_progress")
+        return explained(snapshot)["plan_progress"]["raw"]
 
     def test_ingest_records_a_reading_for_the_accounts_touched_and_queues_one_recompute(
         self, django_capture_on_commit_callbacks
