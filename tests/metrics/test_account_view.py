@@ -352,10 +352,8 @@ def populate(account, size: int) -> None:
             account=account,
             date=TODAY - datetime.timedelta(days=k),
             band=("red", "yellow", "green")[k % 3],
-            components=[
-                {"kind": "engagement", "raw": 1.5, "score": 50.0, "weight": 0.5},
-                {"kind": "sentiment", "raw": 0.5, "score": 100.0, "weight": 0.5},
-            ],
+            # The default model's usage trend, usage level, engagement, sentiment, plan and renewal.
+            components=[None, None, [1.5, 50.0, 0.5], [0.5, 100.0, 0.5], None, None],
             score=Decimal(75),
         )
         plan = factories.SuccessPlanFactory(account=account, title=f"Plan {k}")
@@ -389,9 +387,10 @@ def test_the_page_runs_the_same_queries_for_small_and_large_histories(
     large_count = count_queries(csm_client, large)
 
     assert small_count == large_count
-    # session, user, groups; account; latest snapshot; a year of scores; the two snapshots compared;
-    # tier history; touches; alerts; plans, goals achieved, initiatives done (timeline); plans shown and
-    # their progress (2); MRR lines; contacts; subscription lines; open alerts; the touch form's contacts.
-    assert large_count == 22
+    # session, user, groups; account; latest snapshot; the two snapshots compared; their model versions'
+    # components; a year of scores; tier history; touches; alerts; plans, goals achieved, initiatives done
+    # (timeline); plans shown and their progress (2); MRR lines; contacts; subscription lines; open alerts;
+    # the touch form's contacts.
+    assert large_count == 23
     with django_assert_max_num_queries(small_count):
         csm_client.get(url(large))
