@@ -42,6 +42,9 @@ def client_app() -> Celery:
         backend=BROKER,
         set_as_current=False,
         config_source={
+            # Celery prefers the CELERY_BROKER_URL environment variable to `broker`; these two it does not.
+            "broker_read_url": BROKER,
+            "broker_write_url": BROKER,
             "task_serializer": "json",
             "result_serializer": "json",
             "accept_content": ["json"],
@@ -78,8 +81,9 @@ def start_worker(app: Celery, processes: int) -> tuple[subprocess.Popen, str]:
             raise BenchError(f"The worker stopped at start: {log_tail(worker)}")
         if any(name in reply for reply in app.control.ping(destination=[name], timeout=1.0) or []):
             return worker, name
+    tail = log_tail(worker)
     stop_worker(worker)
-    raise BenchError(f"The worker did not answer a ping within {START_TIMEOUT} s.")
+    raise BenchError(f"The worker did not answer a ping within {START_TIMEOUT} s: {tail}")
 
 
 def peak_mb(worker: subprocess.Popen) -> float:
