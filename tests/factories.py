@@ -304,7 +304,9 @@ class HealthSnapshotFactory(factory.django.DjangoModelFactory):
     score = Decimal("72.5")
     band = "green"
     model_version = factory.LazyFunction(active_health_model)
-    components = factory.LazyFunction(lambda: [{"kind": "engagement", "raw": 0.5, "score": 100.0, "weight": 0.5}])
+    # Stored form: [raw, score, weight] or None per component of the default model, in its order (usage
+    # trend, usage level, engagement, sentiment, plan progress, renewal proximity): engagement alone.
+    components = factory.LazyFunction(lambda: [None, None, [0.5, 100.0, 1.0], None, None, None])
 
 
 class RevenueMonthFactory(factory.django.DjangoModelFactory):

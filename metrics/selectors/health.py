@@ -57,12 +57,15 @@ def component_entries(stored: list | None, components: list[HealthComponent]) ->
     A snapshot stores one entry per component of its model version, in snapshot order: `[raw, score,
     weight]`, or null when the component had no data (then raw and score None, weight 0). The labels come
     from the version's `components`. An entry that is a dict (the form before metrics 0010) is read as it
-    stands.
+    stands. Entries that do not line up with the version's components (edited by hand) are left out rather
+    than misnamed.
     """
     entries = []
     for position, entry in enumerate(stored or []):
         if isinstance(entry, dict):
             entries.append(entry)
+            continue
+        if position >= len(components) or not (entry is None or (isinstance(entry, list) and len(entry) == 3)):
             continue
         component = components[position]
         raw, score, weight = entry if entry is not None else (None, None, 0.0)

@@ -135,7 +135,7 @@ QUERY_LIMITS = {
     UsageRecord: (4, 3, 2),  # read-only: usage arrives through the usage service
     HealthModel: (5, 4, 2),  # changelist: open recompute issues; change: component inline
     HealthComponent: (5, 3, 2),  # changelist: model filter; change: the model is read-only
-    HealthSnapshot: (4, 3, 2),
+    HealthSnapshot: (4, 4, 2),
     RevenueMonth: (6, 3, 2),  # changelist: date hierarchy (range, then months)
     AlertRule: (4, 3, 2),
     Alert: (6, 4, 2),  # changelist: rule and owner filters; change: owner choice (the rest is read-only)

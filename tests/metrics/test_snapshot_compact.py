@@ -62,6 +62,16 @@ class TestReading:
             ("Engagement (days since touch / cadence)", Decimal("0.00"), False),
         ]
 
+    def test_entries_that_do_not_line_up_with_the_version_are_left_out(self):
+        model = two_component_model(102)
+        # Three entries for two components, and one of the wrong shape: only the first lines up.
+        snapshot = factories.HealthSnapshotFactory(
+            model_version=model, components=[[1.0, 80.0, 1.0], [1, 2], [3, 4, 5]]
+        )
+        assert snapshots_entries([snapshot]) == [
+            [{"kind": "engagement", "metric": "", "per_metric": "", "raw": 1.0, "score": 80.0, "weight": 1.0}]
+        ]
+
     def test_many_snapshots_of_two_versions_read_the_components_once(self, django_assert_num_queries):
         old, new = two_component_model(101), two_component_model(102)
         account = factories.AccountFactory()
