@@ -11,9 +11,11 @@ plan with a goal, a target and an initiative. Everything is drawn from per-accou
 import datetime
 import importlib
 import multiprocessing
+import queue
 import random
 import resource
 import time
+import traceback
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from decimal import Decimal
@@ -350,27 +352,37 @@ def _usage_rows(
 # --- measuring ----------------------------------------------------------------------------------
 
 
-def _child(work: Callable[[], object], queue) -> None:
+def _child(work: Callable[[], object], results) -> None:
     connections.close_all()  # the child opens its own connection
-    started = time.perf_counter()
-    work()
-    seconds = time.perf_counter() - started
-    queue.put((seconds, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024))
-    connections.close_all()
+    try:
+        started = time.perf_counter()
+        work()
+        seconds = time.perf_counter() - started
+        results.put((seconds, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, None))
+    except BaseException:  # the parent reports it: a child that dies silently would leave it waiting
+        results.put((0.0, 0.0, traceback.format_exc()))
+    finally:
+        connections.close_all()
 
 
 def measure(work: Callable[[], object]) -> tuple[float, float]:
     """Run `work` in a forked child; returns (seconds, the child's peak RSS in MB)."""
     connections.close_all()
     context = multiprocessing.get_context("fork")
-    queue = context.Queue()
-    process = context.Process(target=_child, args=(work, queue))
+    results = context.Queue()
+    process = context.Process(target=_child, args=(work, results))
     process.start()
-    result = queue.get()
+    while True:
+        try:
+            seconds, peak, error = results.get(timeout=1)
+            break
+        except queue.Empty:
+            if not process.is_alive() and results.empty():
+                raise BenchError(f"A measured step died (exit code {process.exitcode}).") from None
     process.join()
-    if process.exitcode:
-        raise BenchError(f"A measured step failed (exit code {process.exitcode}).")
-    return result
+    if error is not None:
+        raise BenchError(f"A measured step failed:\n{error}")
+    return seconds, peak
 
 
 def sql_fetch_all(sql: str, params: list) -> Callable[[], int]:
