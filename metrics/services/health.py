@@ -740,14 +740,6 @@ def health_scores(
                     yield account, i, score
 
 
-def health_scores_on(
-    *, on: datetime.date, model: HealthModel, account_ids: Iterable[int] | None = None
-) -> dict[int, Score]:
-    """Compute (without saving) the score of every active account (or of those in `account_ids`) on `on`."""
-    scope = Scope(account_ids=None if account_ids is None else tuple(account_ids))
-    return {account.pk: score for account, _i, score in health_scores(days=[on], scope=scope, scorer=Scorer(model))}
-
-
 # --- writing ------------------------------------------------------------------------------------
 
 
