@@ -104,6 +104,17 @@ def celery_eager():
     yield
 
 
+@pytest.fixture(autouse=True)
+def worker_left_behind(request):
+    """A worker started in this process marks it as a worker for good, and Celery then refuses to wait on a
+    result here (eager chains, the bench's chords): undo that after each worker test."""
+    yield
+    if request.node.get_closest_marker("worker") is not None:
+        from celery._state import _set_task_join_will_block
+
+        _set_task_join_will_block(False)
+
+
 @pytest.fixture(autouse=True, scope="session")
 def fast_password_hashing():
     """Factories hash passwords; the production hasher is deliberately slow."""
