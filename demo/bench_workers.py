@@ -20,6 +20,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 from celery import Celery, chord
+from celery.result import allow_join_result
 from django.conf import settings
 from django.db import connection
 
@@ -139,7 +140,8 @@ def run_chord(app: Celery, today: datetime.date) -> tuple[float, float]:
     sent = datetime.datetime.now(datetime.UTC)
     started = time.perf_counter()
     result = workflow.apply_async()
-    result.get(timeout=RUN_TIMEOUT, propagate=True)  # a chunk's error is raised here
+    with allow_join_result():  # this process only waits; a worker that ran in it before would forbid that
+        result.get(timeout=RUN_TIMEOUT, propagate=True)  # a chunk's error is raised here
     seconds = time.perf_counter() - started
     header = result.parent.results if result.parent is not None else []
     done = [child.date_done for child in header if child.date_done is not None]
