@@ -20,7 +20,8 @@ from django.utils import timezone
 from django.utils.text import capfirst
 from django.utils.translation import gettext as _
 
-from csm.db import any_of, bulk_insert, bulk_update, bulk_upsert
+from audit.context import ActorKind, acting_as
+from csm.db import any_of, bulk_insert, bulk_update, bulk_upsert, record_history
 from csm.exceptions import DomainError
 from csm.models import SyncedModel
 
@@ -401,6 +402,7 @@ def account_tier_lock(
     ids = [pk for pk, _tier_id in changing]
     for chunk in _chunks(ids):
         Account.objects.filter(pk__in=chunk).update(tier_locked=locked, updated_at=now)
+        record_history(Account, chunk)
     note = reason or _tier_lock_reason(locked=locked, changed_by=changed_by)
     _tier_history_restart(
         [(pk, tier_id, note) for pk, tier_id in changing if tier_id is not None], changed_by=changed_by, at=now
@@ -482,8 +484,17 @@ def contacts_save(*, contacts: Sequence[Contact]) -> list[Contact]:
     now = timezone.now()
     promoted = sorted({c.account_id for c in contacts if c.is_primary and c.deleted_at is None})
     # Demote first: one live primary contact per account is enforced by a unique index.
+    kept = [c.pk for c in contacts if c.pk is not None and c.is_primary and c.deleted_at is None]
     for chunk in _chunks(promoted):
-        Contact.objects.alive().filter(account_id__in=chunk, is_primary=True).update(is_primary=False, updated_at=now)
+        # A contact saved as primary that already is one stays primary: demoting it first would record a change.
+        demoted = list(
+            Contact.objects.alive()
+            .filter(account_id__in=chunk, is_primary=True)
+            .exclude(pk__in=kept)
+            .values_list("pk", flat=True)
+        )
+        Contact.objects.filter(pk__in=demoted).update(is_primary=False, updated_at=now)
+        record_history(Contact, demoted)
     _write_many(Contact, contacts, now)
     return contacts
 
@@ -812,6 +823,7 @@ def _set_deleted(queryset: QuerySet[SyncedModel], deleted_at: datetime.datetime 
             # A tombstone cannot stay primary: restoring it would make two primary contacts.
             changes["is_primary"] = False
         model._base_manager.filter(pk__in=ids).update(**changes)
+        record_history(model, ids)
         if model is Subscription:
             account_mrr_refresh(account_ids=owners)
         elif model is Touch:
@@ -962,6 +974,7 @@ def _tier_assignments_open_batch(rows: list[TierOpening], assigned_by, restart: 
             by_tier.setdefault(tier, []).append(account_id)
     for tier, account_ids in by_tier.items():
         Account.objects.filter(pk__in=account_ids).update(tier=tier, updated_at=now)
+        record_history(Account, account_ids)
     return opening
 
 
@@ -983,5 +996,6 @@ def tier_rules_apply(*, account_ids: Iterable[int] | None = None, at: datetime.d
         tier = tier_for_arr(arr, tiers)
         if tier is not None and tier.pk != tier_id:
             moves.append((pk, tier, at, TierAssignment.Source.RULE, tier_rule_reason(arr, tier, tiers)))
-    tier_assignments_open(assignments=moves)
+    with acting_as(ActorKind.RULE, _("tier rules")):
+        tier_assignments_open(assignments=moves)
     return len(moves)

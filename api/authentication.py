@@ -11,6 +11,7 @@ from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import authentication, exceptions
 
 from accounts.models import Partner, PartnerKey
+from audit.context import ActorKind, set_actor
 
 # The last-used time is written at most this often per key, so a busy key costs no write per request.
 LAST_USED_RESOLUTION = datetime.timedelta(minutes=1)
@@ -33,7 +34,10 @@ class PartnerKeyAuthentication(authentication.BaseAuthentication):
         raw = header[1].decode("latin-1")
         if not KEY_SHAPE.fullmatch(raw):
             raise exceptions.AuthenticationFailed(_("Invalid API key."))
-        return AnonymousUser(), self.key_for(raw)
+        key = self.key_for(raw)
+        # What the request changes is recorded as changed by this key (until the request ends).
+        set_actor(ActorKind.PARTNER_KEY, key_label(key))
+        return AnonymousUser(), key
 
     @staticmethod
     def key_for(raw: str) -> PartnerKey:
@@ -55,6 +59,11 @@ class PartnerKeyAuthentication(authentication.BaseAuthentication):
 
     def authenticate_header(self, request) -> str:
         return f'{self.keyword} realm="api"'
+
+
+def key_label(key: PartnerKey) -> str:
+    """How history names a key's changes: "Billing (key production)", or the key's prefix when unnamed."""
+    return f"{key.partner.name} (key {key.name or key.prefix})"
 
 
 def viewer_of(request) -> Partner | object:

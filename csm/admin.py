@@ -1,14 +1,17 @@
-"""Admin building blocks shared by the apps: a paginator for big tables, service errors, read-only rows."""
+"""Admin building blocks shared by the apps: a paginator for big tables, service errors, read-only rows,
+and each audited object's history (who changed what and when)."""
 
 from django.contrib import admin, messages
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
 from django.db import connections, models
 from django.db.models import QuerySet
-from django.http import HttpResponseRedirect
+from django.http import Http404, HttpResponseRedirect
 from django.utils.functional import cached_property
 from django.utils.translation import gettext_lazy as _
+from simple_history.admin import SimpleHistoryAdmin
 
+from csm.db import history_model
 from csm.models import SyncedModel
 
 # --- counting big tables ------------------------------------------------------------------------
@@ -54,16 +57,47 @@ class EstimatedCountPaginator(Paginator):
 # --- base admin ---------------------------------------------------------------------------------
 
 
-class CsmModelAdmin(admin.ModelAdmin):
+class CsmModelAdmin(SimpleHistoryAdmin):
     """The base of every admin here.
 
     Services validate more than the model does (e.g. no touches in the future). When one refuses a
     change, the admin's transaction is rolled back and the user gets the service's message instead of
     a server error.
+
+    An audited model's History page lists its recorded versions with the fields each changed, when and
+    by whom (user, partner key, rule, task, import or system). Old versions can be viewed, never
+    reverted: a revert would save the object past the services that keep its related rows right.
+    Other models keep Django's own history of admin actions.
     """
 
     # The unfiltered total next to a filtered count is a second COUNT(*) over the whole table.
     show_full_result_count = False
+    history_list_display = ["actor_kind", "actor_label"]
+
+    def __init__(self, model, admin_site) -> None:
+        super().__init__(model, admin_site)
+        self.audited = history_model(model) is not None
+        if not self.audited:
+            self.object_history_template = None
+
+    def history_view(self, request, object_id, extra_context=None):
+        if not self.audited:
+            return admin.ModelAdmin.history_view(self, request, object_id, extra_context)
+        return super().history_view(request, object_id, extra_context)
+
+    def history_form_view(self, request, object_id, version_id, extra_context=None):
+        if not self.audited:
+            raise Http404
+        if request.method != "GET":
+            raise PermissionDenied
+        return super().history_form_view(request, object_id, version_id, extra_context)
+
+    def revert_disabled(self, request, obj=None) -> bool:
+        return True
+
+    def save_model(self, request, obj, form, change):
+        # The change is recorded by the request's user already (the audit middleware).
+        admin.ModelAdmin.save_model(self, request, obj, form, change)
 
     def get_queryset(self, request):
         # The relations a list shows are shown on the change page too (title, read-only fields): join

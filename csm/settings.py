@@ -101,12 +101,14 @@ INSTALLED_APPS = [
     "django_htmx",
     "nested_admin",
     "csp",
+    "simple_history",
     "csm",
     "accounts",
     "success_plans",
     "metrics",
     "api",
     "demo",
+    "audit",
 ]
 
 MIDDLEWARE = [
@@ -119,6 +121,7 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.auth.middleware.LoginRequiredMiddleware",
+    "audit.middleware.AuditMiddleware",
     "csm.middleware.WorkspaceRoleMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
