@@ -4,15 +4,23 @@ Every change goes through `accounts.services`, so the admin keeps MRR, last touc
 just like the workspace and the API do.
 """
 
+import csv
+import io
+import zipfile
 from collections.abc import Callable, Iterable, Iterator
+from decimal import Decimal, InvalidOperation
+from itertools import islice
 from typing import Any
 
+import openpyxl
 from django import forms
+from django.conf import settings
 from django.contrib import admin, messages
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.db.models import Count, OuterRef, Q, Subquery
 from django.http import HttpResponseRedirect
+from django.template.defaultfilters import filesizeformat
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.text import capfirst
@@ -20,6 +28,8 @@ from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
 from import_export import fields, resources, widgets
 from import_export.admin import ImportExportMixin
+from import_export.formats import base_formats
+from import_export.forms import ImportForm
 from import_export.instance_loaders import ModelInstanceLoader
 
 from csm.admin import (
@@ -29,7 +39,7 @@ from csm.admin import (
     ReadOnlyAdminMixin,
     ReadOnlyInlineMixin,
 )
-from csm.formats import money
+from csm.formats import money, spreadsheet_safe
 from csm.models import SyncedModel
 
 from .models import Account, ChurnEvent, Contact, Partner, PartnerKey, Subscription, Tier, TierAssignment, Touch
@@ -63,7 +73,11 @@ SYNC_FIELDS = ("external_id", "created_at", "updated_at", "deleted_at")
 
 
 class SoftDeleteAdminMixin:
-    """Deleting a synced object leaves a tombstone partners can sync, via `accounts.services.soft_delete_many`."""
+    """Deleting a synced object leaves a tombstone partners can sync, via `accounts.services.soft_delete_many`;
+    the "Restore" action brings tombstones back through `soft_restore_many`, as the API's `"deleted": false`
+    does (the "deleted" filter lists them)."""
+
+    actions = ("restore_selected",)
 
     def delete_model(self, request, obj) -> None:
         soft_delete(instance=obj)
@@ -80,6 +94,17 @@ class SoftDeleteAdminMixin:
         deleted = [f"{capfirst(opts.verbose_name)}: {obj}" for obj in objs]
         perms_needed = set() if self.has_delete_permission(request) else {opts.verbose_name}
         return deleted, {opts.verbose_name_plural: len(objs)}, perms_needed, []
+
+    @admin.action(description=_("Restore selected deleted %(verbose_name_plural)s"), permissions=["change"])
+    def restore_selected(self, request, queryset) -> None:
+        # Live rows among those selected are left as they are; their accounts are recomputed after commit.
+        count = soft_restore_many(queryset=queryset)
+        opts = self.model._meta
+        self.message_user(
+            request,
+            gettext("%(count)d %(name)s restored.")
+            % {"count": count, "name": opts.verbose_name if count == 1 else opts.verbose_name_plural},
+        )
 
 
 def save_formset_with(formset, save_many: Callable[[list], Any]) -> None:
@@ -101,6 +126,121 @@ def save_formset_with(formset, save_many: Callable[[list], Any]) -> None:
 
 
 IMPORT_LOOKUP_BATCH = 1000  # keys per IN (...) list when an import reads the rows its file names
+IMPORT_FORMATS = (base_formats.CSV, base_formats.XLSX)
+
+
+class CheckedDecimalWidget(widgets.DecimalWidget):
+    """A decimal cell: anything but a finite number is a row error that names the value."""
+
+    def clean(self, value, row=None, **kwargs):
+        try:
+            number = super().clean(value, row, **kwargs)
+        except (InvalidOperation, ValueError, TypeError):
+            number = Decimal("NaN")
+        if number is not None and not number.is_finite():
+            raise ValueError(gettext("“%(value)s” is not a number.") % {"value": value})
+        return number
+
+
+class CheckedIntegerWidget(widgets.IntegerWidget):
+    """A whole-number cell: text, fractions and non-finite values are row errors rather than cut or crashed."""
+
+    def clean(self, value, row=None, **kwargs):
+        number = CheckedDecimalWidget().clean(value, row, **kwargs)
+        if number is None:
+            return None
+        if number != number.to_integral_value():
+            raise ValueError(gettext("“%(value)s” is not a whole number.") % {"value": value})
+        if number.adjusted() >= 19:  # beyond any integer column; int() of a huge exponent would be slow
+            raise ValueError(gettext("“%(value)s” is too large.") % {"value": value})
+        return int(number)
+
+
+class CheckedBooleanWidget(widgets.BooleanWidget):
+    """A yes/no cell: a value that is neither (say "maybe") is a row error, not silently "no"."""
+
+    def clean(self, value, row=None, **kwargs):
+        if isinstance(value, str):
+            value = value.strip()
+        if value not in (*self.TRUE_VALUES, *self.FALSE_VALUES, *self.NULL_VALUES):
+            raise ValueError(gettext("“%(value)s” is not one of 1, 0, true or false.") % {"value": value})
+        return super().clean(value, row, **kwargs)
+
+
+def _line_of(data: bytes, offset: int) -> int:
+    return data.count(b"\n", 0, offset) + 1
+
+
+def import_file_check(upload, file_format) -> None:
+    """Refuse a file the import cannot read, before it is parsed in full: too big, not UTF-8 text, not an XLSX
+    workbook, or more rows than `CSM_IMPORT_MAX_ROWS`. Messages name the line where they can."""
+    max_bytes, max_rows = settings.CSM_IMPORT_MAX_BYTES, settings.CSM_IMPORT_MAX_ROWS
+    if upload.size > max_bytes:
+        raise ValidationError(
+            gettext("The file is %(size)s; an import takes at most %(limit)s. Split it into smaller files.")
+            % {"size": filesizeformat(upload.size), "limit": filesizeformat(max_bytes)}
+        )
+    upload.seek(0)
+    data = upload.read()
+    upload.seek(0)
+    if isinstance(file_format, base_formats.XLSX):
+        rows = _xlsx_rows(data, max_rows)
+    else:
+        try:
+            text = data.decode("utf-8-sig")
+        except UnicodeDecodeError as error:
+            raise ValidationError(
+                gettext("Line %(line)d is not UTF-8 text (byte 0x%(byte)02X). Save the file as CSV UTF-8, then retry.")
+                % {"line": _line_of(data, error.start), "byte": data[error.start]}
+            ) from None
+        if "\x00" in text:
+            raise ValidationError(
+                gettext("Line %(line)d contains a NUL byte: this is not a CSV text file.")
+                % {"line": _line_of(data, data.index(b"\x00"))}
+            )
+        try:
+            rows = sum(1 for _row in islice(csv.reader(io.StringIO(text, newline="")), max_rows + 2))
+        except csv.Error as error:
+            raise ValidationError(gettext("The file is not valid CSV: %(error)s.") % {"error": error}) from None
+    if rows - 1 > max_rows:
+        raise ValidationError(
+            gettext("The file has more than %(limit)d rows; an import takes at most %(limit)d. Split it.")
+            % {"limit": max_rows}
+        )
+
+
+def _xlsx_rows(data: bytes, max_rows: int) -> int:
+    """The rows of the workbook's first sheet, counted up to `max_rows` + 2 (a header and one too many)."""
+    if not zipfile.is_zipfile(io.BytesIO(data)):
+        raise ValidationError(gettext("This is not an XLSX workbook (an XLSX file is a zip archive)."))
+    try:
+        book = openpyxl.load_workbook(io.BytesIO(data), read_only=True, data_only=True)
+        try:
+            return sum(1 for _row in islice(book.active.iter_rows(values_only=True), max_rows + 2))
+        finally:
+            book.close()
+    except Exception as error:  # openpyxl raises many kinds of errors on a damaged workbook
+        raise ValidationError(
+            gettext("The XLSX workbook could not be read (%(error)s).") % {"error": type(error).__name__}
+        ) from None
+
+
+class CheckedImportForm(ImportForm):
+    """The admin's import form, which refuses unreadable or oversized files with a message (`import_file_check`)."""
+
+    def __init__(self, formats, resources, **kwargs) -> None:
+        super().__init__(formats, resources, **kwargs)
+        self.formats = formats
+
+    def clean(self):
+        cleaned = super().clean()
+        upload, index = cleaned.get("import_file"), cleaned.get("format")
+        if upload is not None and index not in (None, ""):
+            try:
+                import_file_check(upload, self.formats[int(index)]())
+            except ValidationError as error:
+                self.add_error("import_file", error)
+        return cleaned
 
 
 def _batches(values: list) -> Iterator[list]:
@@ -160,7 +300,9 @@ class ExternalIdLoader(ModelInstanceLoader):
     def __init__(self, resource, dataset=None) -> None:
         super().__init__(resource, dataset)
         self.field = resource.fields["external_id"]
-        ids = sorted({self.field.clean(row) for row in dataset.dict} - {None, ""}) if dataset else []
+        # A file without the column is refused before its rows are read (SyncedResource.import_data_inner).
+        readable = dataset and self.field.column_name in (dataset.headers or [])
+        ids = sorted({self.field.clean(row) for row in dataset.dict} - {None, ""}) if readable else []
         self.instances = {
             obj.external_id: obj for batch in _batches(ids) for obj in self.get_queryset().filter(external_id__in=batch)
         }
@@ -181,6 +323,17 @@ class SyncedResource(resources.ModelResource):
 
     related = ()  # relations shown in the preview of a row, joined when the objects are read
 
+    WIDGETS_MAP = {
+        **resources.ModelResource.WIDGETS_MAP,
+        "DecimalField": CheckedDecimalWidget,
+        "BooleanField": CheckedBooleanWidget,
+        **{
+            name: CheckedIntegerWidget
+            for name, widget in resources.ModelResource.WIDGETS_MAP.items()
+            if widget is widgets.IntegerWidget
+        },
+    }
+
     def __init__(self, **kwargs) -> None:
         super().__init__(**kwargs)
         self.user = None
@@ -192,10 +345,42 @@ class SyncedResource(resources.ModelResource):
         kwargs["rollback_on_validation_errors"] = True
         return super().import_data(dataset, **kwargs)
 
-    def import_data_inner(self, *args, **kwargs):
+    def import_data_inner(self, dataset, *args, **kwargs):
+        refusal = self.columns_refusal(dataset.headers or [])
+        if refusal:
+            # Wrong columns make every row wrong: one message, and no row is read.
+            result = self.get_result_class()()
+            result.diff_headers = self.get_diff_headers()
+            result.total_rows = len(dataset)
+            result.append_base_error(self.get_error_result_class()(refusal))
+            return result
         # Inside the import's transaction, so that a file rolled back (a preview, an error) queues nothing.
         with recompute_batch():
-            return super().import_data_inner(*args, **kwargs)
+            return super().import_data_inner(dataset, *args, **kwargs)
+
+    def columns_refusal(self, headers: list) -> ValidationError | None:
+        """What is wrong with a file's header row: a missing id column, an unknown or repeated column."""
+        known = [field.column_name for field in self.get_import_fields()]
+        names = [str(header).strip() if header is not None else "" for header in headers]
+        problems = []
+        if "external_id" not in names:
+            problems.append(gettext("The file has no “external_id” column."))
+        unknown = [name or gettext("(empty)") for name in names if name not in known]
+        if unknown:
+            problems.append(gettext("Unknown columns: %(names)s.") % {"names": ", ".join(unknown)})
+        repeated = sorted({name for name in names if names.count(name) > 1})
+        if repeated:
+            problems.append(gettext("Columns named more than once: %(names)s.") % {"names": ", ".join(repeated)})
+        if not problems:
+            return None
+        problems.append(gettext("The columns an import reads are: %(names)s.") % {"names": ", ".join(known)})
+        return ValidationError(" ".join(problems))
+
+    def export_field(self, field, instance, **kwargs):
+        # Text cells a spreadsheet would run as a formula are neutralised in every export format; numbers
+        # (rendered as text in CSV, "-5.00") stay numbers.
+        value = super().export_field(field, instance, **kwargs)
+        return value if isinstance(field.widget, widgets.NumberWidget) else spreadsheet_safe(value)
 
     def get_queryset(self):
         return super().get_queryset().select_related(*self.related)
@@ -342,7 +527,23 @@ class SubscriptionResource(SyncedResource):
 
 
 class AllOrNothingImportMixin(ImportExportMixin):
-    """A confirmed import that failed was rolled back: say so, rather than report and log its rows as added."""
+    """A confirmed import that failed was rolled back: say so, rather than report and log its rows as added.
+
+    Files are CSV (UTF-8) or XLSX, checked by `CheckedImportForm` before they are parsed.
+    """
+
+    import_form_class = CheckedImportForm
+
+    @property
+    def import_formats(self):
+        return list(IMPORT_FORMATS)
+
+    def add_data_read_fail_error_to_form(self, form, e) -> None:
+        form.add_error(
+            "import_file",
+            gettext("The file could not be read (%(error)s). Check that it is in the format chosen.")
+            % {"error": type(e).__name__},
+        )
 
     def process_result(self, result, request):
         if result.has_errors() or result.has_validation_errors():
@@ -606,7 +807,7 @@ class AccountAdmin(SoftDeleteAdminMixin, AllOrNothingImportMixin, CsmModelAdmin)
         (_("Record"), {"fields": ("created_at", "updated_at", "deleted_at"), "classes": ("collapse",)}),
     )
     inlines = (ContactInline, SubscriptionInline, TierHistoryInline, RecentTouchInline, ChurnEventInline)
-    actions = ("recompute_health", "run_tier_rules", "lock_tier", "unlock_tier", "restore_accounts")
+    actions = ("recompute_health", "run_tier_rules", "lock_tier", "unlock_tier", "restore_selected")
 
     @admin.display(description=_("MRR"), ordering="mrr")
     def mrr_display(self, obj: Account) -> str:
@@ -707,14 +908,6 @@ class AccountAdmin(SoftDeleteAdminMixin, AllOrNothingImportMixin, CsmModelAdmin)
         self.message_user(
             request,
             ngettext("%(count)d account changed.", "%(count)d accounts changed.", count) % {"count": count},
-        )
-
-    @admin.action(description=_("Restore selected accounts"), permissions=["change"])
-    def restore_accounts(self, request, queryset) -> None:
-        count = soft_restore_many(queryset=queryset)
-        self.message_user(
-            request,
-            ngettext("%(count)d account restored.", "%(count)d accounts restored.", count) % {"count": count},
         )
 
 

@@ -200,7 +200,7 @@ def test_deleting_and_restoring_accounts_in_admin(admin_client, task_runs, djang
     task_runs.clear()
     with django_capture_on_commit_callbacks(execute=True):
         response = admin_client.post(
-            url + "?deleted=yes", {"action": "restore_accounts", "_selected_action": selected}, follow=True
+            url + "?deleted=yes", {"action": "restore_selected", "_selected_action": selected}, follow=True
         )
 
     assert "2 accounts restored." in messages_of(response)
@@ -233,7 +233,7 @@ def test_a_deleted_account_is_restored_from_its_page_too(admin_client, account):
     account_delete(account=account)
     response = admin_client.post(
         admin_url(Account, "changelist") + "?deleted=yes",
-        {"action": "restore_accounts", "_selected_action": [account.pk]},
+        {"action": "restore_selected", "_selected_action": [account.pk]},
         follow=True,
     )
     assert "1 account restored." in messages_of(response)
