@@ -198,15 +198,33 @@ def import_file_check(upload, file_format) -> None:
                 gettext("Line %(line)d contains a NUL byte: this is not a CSV text file.")
                 % {"line": _line_of(data, data.index(b"\x00"))}
             )
-        try:
-            rows = sum(1 for _row in islice(csv.reader(io.StringIO(text, newline="")), max_rows + 2))
-        except csv.Error as error:
-            raise ValidationError(gettext("The file is not valid CSV: %(error)s.") % {"error": error}) from None
+        rows = _csv_rows(text, max_rows)
     if rows - 1 > max_rows:
         raise ValidationError(
             gettext("The file has more than %(limit)d rows; an import takes at most %(limit)d. Split it.")
             % {"limit": max_rows}
         )
+
+
+def _csv_rows(text: str, max_rows: int) -> int:
+    """The records of a CSV text, counted up to `max_rows` + 2; each must have as many cells as the header."""
+    reader = csv.reader(io.StringIO(text, newline=""))
+    rows, width = 0, None
+    try:
+        for cells in islice(reader, max_rows + 2):
+            rows += 1
+            if width is None:
+                width = len(cells)
+            elif cells and len(cells) != width:
+                raise ValidationError(
+                    gettext("Line %(line)d has %(cells)d cells where the header has %(width)d.")
+                    % {"line": reader.line_num, "cells": len(cells), "width": width}
+                )
+    except csv.Error as error:
+        raise ValidationError(
+            gettext("Line %(line)d is not valid CSV: %(error)s.") % {"line": reader.line_num, "error": error}
+        ) from None
+    return rows
 
 
 def _xlsx_rows(data: bytes, max_rows: int) -> int:
@@ -352,13 +370,15 @@ class SyncedResource(resources.ModelResource):
             result = self.get_result_class()()
             result.diff_headers = self.get_diff_headers()
             result.total_rows = len(dataset)
-            result.append_base_error(self.get_error_result_class()(refusal))
+            error = self.get_error_result_class()(ValueError(refusal))
+            error.traceback = ""  # the message says it all; the page shows no traceback
+            result.append_base_error(error)
             return result
         # Inside the import's transaction, so that a file rolled back (a preview, an error) queues nothing.
         with recompute_batch():
             return super().import_data_inner(dataset, *args, **kwargs)
 
-    def columns_refusal(self, headers: list) -> ValidationError | None:
+    def columns_refusal(self, headers: list) -> str:
         """What is wrong with a file's header row: a missing id column, an unknown or repeated column."""
         known = [field.column_name for field in self.get_import_fields()]
         names = [str(header).strip() if header is not None else "" for header in headers]
@@ -372,9 +392,9 @@ class SyncedResource(resources.ModelResource):
         if repeated:
             problems.append(gettext("Columns named more than once: %(names)s.") % {"names": ", ".join(repeated)})
         if not problems:
-            return None
+            return ""
         problems.append(gettext("The columns an import reads are: %(names)s.") % {"names": ", ".join(known)})
-        return ValidationError(" ".join(problems))
+        return " ".join(problems)
 
     def export_field(self, field, instance, **kwargs):
         # Text cells a spreadsheet would run as a formula are neutralised in every export format; numbers

@@ -20,6 +20,7 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_POST
 
 from csm.exceptions import DomainError
+from csm.formats import spreadsheet_safe
 
 from .filters import DEFAULT_ORDERING, ORDERING_LABELS, AccountFilterSet
 from .forms import TouchForm
@@ -29,8 +30,6 @@ from .services import touch_log
 
 PAGE_SIZE = 50
 EXPORT_CHUNK = 2000
-# Spreadsheets run a cell starting with these as a formula (CSV injection): such cells get a leading quote.
-FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 NUMERIC_COLUMNS = {"health", "arr"}
 
 
@@ -86,12 +85,6 @@ def _list_page(request: HttpRequest, filterset: AccountFilterSet, *, status: int
 def account_list(request: HttpRequest) -> HttpResponse:
     filterset = _filtered(request)
     return _list_page(request, filterset, status=200 if filterset.is_valid() else 400)
-
-
-def _neutralise(cell: Any) -> Any:
-    if isinstance(cell, str) and cell.startswith(FORMULA_STARTS):
-        return f"'{cell}"
-    return cell
 
 
 class _Echo:
@@ -172,7 +165,7 @@ def account_export(request: HttpRequest) -> HttpResponse:
     def lines() -> Iterator[str]:
         yield "\ufeff"
         for row in _export_rows(rows, header, bands, stages):
-            yield writer.writerow([_neutralise(cell) for cell in row])
+            yield writer.writerow([spreadsheet_safe(cell) for cell in row])
 
     response = StreamingHttpResponse(lines(), content_type="text/csv; charset=utf-8")
     filename = f"accounts-{timezone.localdate().isoformat()}.csv"

@@ -1,9 +1,21 @@
 """Money and shares as users read them, formatted by the active locale."""
 
 from decimal import ROUND_HALF_UP, Decimal
+from typing import Any
 
 from django.conf import settings
 from django.utils.formats import number_format
+
+# Spreadsheets run a cell starting with one of these as a formula (CSV injection).
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def spreadsheet_safe(value: Any) -> Any:
+    """An exported cell a spreadsheet will not run: text starting with =, +, -, @, tab or CR gets a leading
+    single quote (as OWASP advises). Numbers are not text: -5 stays a number."""
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        return f"'{value}"
+    return value
 
 
 def _rounded(value: Decimal | float | int, decimal_pos: int) -> Decimal:

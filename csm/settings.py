@@ -301,6 +301,9 @@ if CACHE_URL:
 CSM_API_RATE_PER_MINUTE = env_count("CSM_API_RATE_PER_MINUTE", 600)
 # Largest request body the API reads; a bigger one is refused with 413 before it is parsed.
 CSM_API_MAX_BODY_BYTES = env_count("CSM_API_MAX_BODY_BYTES", 5 * 1024 * 1024)
+# Largest file, and most rows, an admin import reads; a bigger file is refused before it is parsed.
+CSM_IMPORT_MAX_BYTES = env_count("CSM_IMPORT_MAX_BYTES", 10 * 1024 * 1024)
+CSM_IMPORT_MAX_ROWS = env_count("CSM_IMPORT_MAX_ROWS", 50_000)
 SPECTACULAR_SETTINGS = {
     "TITLE": "Customer-success CRM partner API",
     "VERSION": "1",
