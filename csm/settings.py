@@ -271,8 +271,12 @@ CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TIMEZONE = "UTC"
 CELERY_ENABLE_UTC = True
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
-# A task unacknowledged for this long is delivered again (Redis); retries back off well below it.
-CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
+# A task unacknowledged for this long is delivered again (Redis): after a worker is killed mid-task, the
+# next worker to start (or a running one's sweep, every 100 s) puts it back on the queue once this has
+# passed. It must exceed the longest task, or a task still running is delivered twice; retries back off
+# well below it.
+CSM_BROKER_VISIBILITY_TIMEOUT = env_count("CSM_BROKER_VISIBILITY_TIMEOUT", 3600)
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": CSM_BROKER_VISIBILITY_TIMEOUT}
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 
 # --- REST API -----------------------------------------------------------------------------------
