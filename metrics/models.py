@@ -264,6 +264,54 @@ class RevenueMonth(TimeStampedModel):
         return f"{self.month:%Y-%m} {label}"
 
 
+class PortfolioHistory(TimeStampedModel):
+    """The portfolio's figures that follow accounts month by month: cohort retention and upsell timing
+    (SPEC 4), as the nightly revenue step last summed them from each account's month-end MRR steps. One row;
+    the page reads it instead of summing the history on every request.
+    """
+
+    through = models.DateField(_("history through"), help_text=_("The last month of the history (its first day)."))
+    computed_at = models.DateTimeField(_("computed at"))
+    # [[cohort month (YYYY-MM-DD), [paying accounts k months later, k = 0, 1, ...], [their MRR in cents]], ...]
+    cohorts = models.JSONField(_("cohorts"), default=list)
+    # [[months from the first paid month to the first expansion, accounts], ...]
+    upsell_delays = models.JSONField(_("upsell delays"), default=list)
+
+    class Meta:
+        verbose_name = _("portfolio history")
+        verbose_name_plural = _("portfolio histories")
+
+    def __str__(self) -> str:
+        return f"{self.through:%Y-%m} ({self.computed_at:%Y-%m-%d %H:%M})"
+
+
+class AccountChurn(TimeStampedModel):
+    """One churn, an account's month-end MRR falling to zero (SPEC 4), as the nightly revenue step last
+    found it: what the portfolio's churn analysis sums and its drill-down lists. Money in CSM_CURRENCY.
+    """
+
+    account = models.ForeignKey(Account, models.CASCADE, related_name="churns", verbose_name=_("account"))
+    month = models.DateField(_("month"), help_text=_("The first day of the month whose end it stopped paying."))
+    tenure_months = models.PositiveIntegerField(_("tenure (months)"), help_text=_("Months since its first paid month."))
+    mrr = models.DecimalField(_("churned MRR"), **MONEY)
+    tier = models.CharField(_("tier"), max_length=200, blank=True, help_text=_("Its tier's name when computed."))
+    reason = models.CharField(
+        _("churn reason"), max_length=200, blank=True, help_text=_("The churn event's reason; empty: not recorded.")
+    )
+
+    class Meta:
+        ordering = ["month", "-mrr", "account_id"]
+        verbose_name = _("account churn")
+        verbose_name_plural = _("account churns")
+        indexes = [models.Index(fields=["month", "tenure_months"], name="accountchurn_month_idx")]
+        constraints = [
+            models.UniqueConstraint(fields=["account", "month"], name="accountchurn_unique_account_month"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.account_id} {self.month:%Y-%m}: {self.mrr}"
+
+
 class AlertRule(TimeStampedModel):
     """A condition that puts an account into its CSM's queue of calls to action."""
 

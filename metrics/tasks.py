@@ -1,9 +1,9 @@
 """Celery tasks: thin, idempotent callers of the services, retried with back-off on database errors.
 
-The nightly task chains: MRR refresh -> tier rules -> revenue bridge -> usage-linked targets -> health (a group
-of id-range chunks, so more workers finish sooner) -> alerts. Every step works as of one day (default: today);
-health also scores again the day `CSM_USAGE_LAG_DAYS` back, whose usage partners send late. Without a broker
-everything runs eagerly, chunks one after another.
+The nightly task chains: MRR refresh -> tier rules -> revenue bridge -> portfolio history -> usage-linked targets
+-> health (a group of id-range chunks, so more workers finish sooner) -> alerts. Every step works as of one day
+(default: today); health also scores again the day `CSM_USAGE_LAG_DAYS` back, whose usage partners send late.
+Without a broker everything runs eagerly, chunks one after another.
 """
 
 import datetime
@@ -22,6 +22,7 @@ from metrics.services.health import (
     health_recompute_reported,
     id_ranges,
 )
+from metrics.services.portfolio import portfolio_history_recompute
 from metrics.services.revenue import revenue_recompute
 from metrics.services.targets import targets_follow_usage
 
@@ -61,6 +62,12 @@ def run_tier_rules(on: str | None = None) -> int:
 @shared_task(**RETRYING)
 def recompute_revenue(on: str | None = None) -> int:
     return revenue_recompute(last=_date(on))
+
+
+@shared_task(**RETRYING)
+def recompute_portfolio_history(on: str | None = None) -> int:
+    """Store the portfolio's cohorts, upsell timing and churns of the history up to `on` (default today)."""
+    return portfolio_history_recompute(on=_date(on))
 
 
 @shared_task(**RETRYING)
@@ -114,7 +121,8 @@ def nightly_workflow(on: str | None = None, chunk_size: int = CHUNK_SIZE):
     """The nightly canvas as of `on` (ISO date, default today); health chunks run in parallel, alerts wait for all."""
     lag = settings.CSM_USAGE_LAG_DAYS
     chunks = [recompute_health_chunk.si(low, high, on, lag) for low, high in id_ranges(chunk_size)]
-    steps = [refresh_mrr.si(on), run_tier_rules.si(on), recompute_revenue.si(on), follow_usage_targets.si(on)]
+    steps = [refresh_mrr.si(on), run_tier_rules.si(on), recompute_revenue.si(on)]
+    steps += [recompute_portfolio_history.si(on), follow_usage_targets.si(on)]
     if chunks:
         steps.append(chord(chunks, evaluate_alerts.s(on=on)))
     else:

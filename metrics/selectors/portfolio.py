@@ -1,22 +1,36 @@
-"""Reads shaped for the portfolio page: the stored revenue bridge over a range of months.
+"""Reads shaped for the portfolio page: the stored revenue bridge over a range of months, and the history
+figures the nightly revenue step stores (`metrics.services.portfolio`): cohorts, upsell timing and churns.
 
-The figures themselves come from `metrics.selectors.revenue` and the stored `RevenueMonth` rows; this
-module only picks the rows a page shows, each read in one query whatever the number of accounts.
+The figures themselves come from `metrics.selectors.revenue` and the stored `RevenueMonth`, `PortfolioHistory`
+and `AccountChurn` rows; this module only picks the rows a page shows, each read in one query whatever the
+number of accounts.
 """
 
 import datetime
+from collections import Counter, defaultdict
 from decimal import Decimal
 from typing import NamedTuple
 
-from django.db.models import Max, Min, Q
+from django.db.models import Count, Max, Min, Q, QuerySet, Sum
 from django.utils.translation import gettext as _
 
 from accounts.models import Account
 from metrics.history import FIGURES, ZERO, MrrHistory, month_index, month_start
-from metrics.models import RevenueMonth
+from metrics.models import AccountChurn, PortfolioHistory, RevenueMonth
 
 # The churn analysis' own classification, reused so the drill-down counts exactly what it counts.
-from metrics.selectors.revenue import TENURE_BANDS, churns_in_range, tenure_band
+from metrics.selectors.revenue import (
+    TENURE_BANDS,
+    ChurnAnalysis,
+    ChurnGroup,
+    Cohort,
+    UpsellTiming,
+    churns_in_range,
+    cohorts_of,
+    tenure_band,
+    timing_of,
+)
+from metrics.selectors.revenue_steps import CohortCounts
 
 SegmentKind = RevenueMonth.SegmentKind
 
@@ -139,3 +153,106 @@ def churn_rows(
 
 def churn_total(rows: list[ChurnRow]) -> Decimal:
     return sum((row.mrr for row in rows), ZERO)
+
+
+# --- the stored history figures -------------------------------------------------------------------
+
+
+class StoredHistory(NamedTuple):
+    """Cohort retention and upsell timing as the nightly revenue step stored them (see `revenue.cohort_retention`
+    and `revenue.upsell_timing`), with the history's last month and when they were computed."""
+
+    through: datetime.date
+    computed_at: datetime.datetime
+    cohorts: list[Cohort]
+    upsell_timing: UpsellTiming
+
+
+def stored_history() -> StoredHistory | None:
+    """The stored cohorts and upsell timing, None before the nightly revenue step first ran. One query."""
+    row = PortfolioHistory.objects.order_by("-computed_at").first()
+    if row is None:
+        return None
+    counts = [
+        CohortCounts(month_index(datetime.date.fromisoformat(cohort)), accounts, [Decimal(c).scaleb(-2) for c in mrr])
+        for cohort, accounts, mrr in row.cohorts
+    ]
+    delays = Counter({months: accounts for months, accounts in row.upsell_delays})
+    return StoredHistory(row.through, row.computed_at, cohorts_of(counts), timing_of(delays))
+
+
+def _band_bounds(band: str) -> tuple[int, int | None]:
+    return next((low, high) for label, low, high in TENURE_BANDS if label == band)
+
+
+def stored_churns(
+    *, first: datetime.date, last: datetime.date, tenure: str | None = None, reason: str | None = None
+) -> QuerySet[AccountChurn]:
+    """The stored churns of months first..last, optionally of one tenure band (a TENURE_BANDS label) and/or one
+    reason as the churn analysis labels it ("Not recorded" for none), ordered as `churn_rows`: by month, then
+    most MRR first, then name. Read through the churns' month index."""
+    churns = AccountChurn.objects.filter(
+        month__gte=month_start(month_index(first)), month__lte=month_start(month_index(last))
+    )
+    if tenure is not None:
+        low, high = _band_bounds(tenure)
+        churns = churns.filter(tenure_months__gte=low)
+        if high is not None:
+            churns = churns.filter(tenure_months__lte=high)
+    if reason is not None:
+        wanted = Q(reason=reason)
+        if reason == not_recorded_reason():
+            wanted |= Q(reason="")
+        churns = churns.filter(wanted)
+    return churns.order_by("month", "-mrr", "account__name", "account_id")
+
+
+class ChurnTotals(NamedTuple):
+    count: int
+    mrr: Decimal  # CSM_CURRENCY
+
+
+def churn_totals(churns: QuerySet[AccountChurn]) -> ChurnTotals:
+    """How many churns and how much MRR `stored_churns` holds. One query."""
+    totals = churns.order_by().aggregate(count=Count("pk"), mrr=Sum("mrr"))
+    return ChurnTotals(totals["count"], totals["mrr"] if totals["mrr"] is not None else ZERO)
+
+
+def churn_rows_of(churns: QuerySet[AccountChurn]) -> QuerySet:
+    """`stored_churns` as `ChurnRow`s (a page of it is one query with the accounts' names)."""
+    return churns.values_list("account_id", "account__name", "month", "tenure_months", "mrr", "reason")
+
+
+def churn_row(values: tuple) -> ChurnRow:
+    account_id, name, month, tenure, mrr, reason = values
+    return ChurnRow(account_id, name, month, tenure, tenure_band(tenure), mrr, reason or not_recorded_reason())
+
+
+def stored_churn_analysis(*, first: datetime.date, last: datetime.date) -> ChurnAnalysis:
+    """`revenue.churn_analysis(first, last)` from the stored churns: the same figures as of the nightly run.
+    One query, grouped by tenure, tier and reason."""
+    groups = (
+        stored_churns(first=first, last=last)
+        .order_by()
+        .values_list("tenure_months", "tier", "reason")
+        .annotate(logos=Count("pk"), mrr=Sum("mrr"))
+    )
+    not_recorded = not_recorded_reason()
+    by_tenure: dict[str, ChurnGroup] = {label: {"mrr": ZERO, "logos": 0} for label, _low, _high in TENURE_BANDS}
+    by_tier: dict[str, ChurnGroup] = defaultdict(lambda: {"mrr": ZERO, "logos": 0})
+    reasons: Counter[str] = Counter()
+    total, logos = ZERO, 0
+    for tenure, tier, reason, count, mrr in groups:
+        for group in (by_tenure[tenure_band(tenure)], by_tier[tier]):
+            group["mrr"] += mrr
+            group["logos"] += count
+        reasons[reason or not_recorded] += count
+        total += mrr
+        logos += count
+    return {
+        "churned_mrr": total,
+        "churned_accounts": logos,
+        "by_tenure": by_tenure,
+        "by_tier": dict(sorted(by_tier.items(), key=lambda item: (-item[1]["mrr"], item[0]))),
+        "reasons": dict(sorted(reasons.items(), key=lambda item: (-item[1], item[0]))),
+    }

@@ -1,9 +1,10 @@
 """Portfolio: retention, churn, expansion, cohorts, concentration and LTV, with drill-downs.
 
 The page reads the stored revenue bridge (`RevenueMonth`) for the chosen months, and the figures that
-follow accounts month by month (cohorts, upsell timing, churn) from `metrics.selectors.revenue`, which sums
-them in the database: no account's history is loaded here. Every bridge
-figure links to `drilldown`, whose rows add up to the stored figure.
+follow accounts month by month (cohorts, upsell timing, churns) as the nightly revenue step stored them
+(`metrics.services.portfolio`), saying when: no account's history is summed per request. Every bridge
+figure links to `drilldown`, whose rows add up to the stored figure; churn figures link to
+`churn_drilldown`, a page of the stored churns behind them.
 """
 
 import datetime
@@ -15,7 +16,6 @@ from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.urls import NoReverseMatch, path, reverse
-from django.utils import timezone
 from django.utils.formats import date_format, number_format
 from django.utils.text import capfirst
 from django.utils.translation import gettext as _
@@ -28,6 +28,7 @@ from metrics.history import FIGURES, ZERO, check_month_range, month_index, month
 from metrics.models import RevenueMonth
 from metrics.selectors import portfolio as selectors
 from metrics.selectors import revenue
+from metrics.services.portfolio import COHORT_MONTHS  # months after the cohort month
 
 SegmentKind = RevenueMonth.SegmentKind
 
@@ -43,7 +44,6 @@ BRIDGE = (
 )
 MAX_MONTHS = 60  # the longest range the page shows: one table row and one chart point a month
 COHORTS = 12  # the most recent cohorts in the cohort table
-COHORT_MONTHS = 12  # months after the cohort month
 DRILLDOWN_PAGE = 50
 NO_VALUE = "none"  # the accounts list's filter value for "no tier" / "no owner"
 NOT_RECORDED = "not-recorded"  # the churn drill-down's `reason` for churns without a recorded reason
@@ -316,14 +316,14 @@ def portfolio(request: HttpRequest) -> HttpResponse:
     first, last = chosen_range(form, bounds)
     rows = selectors.portfolio_rows(first=first, last=last, segment_kind=segment_kind)
     errors = []
-    churn_months = {"churn_first": first, "churn_last": last}
+    history = selectors.stored_history()
+    churn = None
     try:
         revenue.check_within_history(last)
     except DomainError as error:  # a range reaching past this month: no churn analysis
         errors.extend(error.messages)
-        churn_months = {}
-    figures = revenue.history_figures(months_after=COHORT_MONTHS, **churn_months)
-    cohorts, timing, churn = figures["cohorts"], figures["upsell_timing"], figures["churn"]
+    else:
+        churn = selectors.stored_churn_analysis(first=first, last=last) if history else None
     tiers = dict(Tier.objects.values_list("name", "slug"))
     owners, owner_names = {}, {}
     if segment_kind == SegmentKind.OWNER:  # segments are usernames: show the CSM's name
@@ -354,11 +354,12 @@ def portfolio(request: HttpRequest) -> HttpResponse:
             ],
             "bridge_labels": [figure_label(figure) for figure in BRIDGE],
             "charts": build_charts(rows.months) if rows.months else [],
-            "cohorts": cohort_rows(cohorts),
+            "history": history,
+            "cohorts": cohort_rows(history.cohorts) if history else [],
             "cohort_months": range(COHORT_MONTHS + 1),
             "concentration": revenue.concentration(),
             "concentration_url": optional_url("accounts:list", params={"ordering": "-arr"}),
-            "timing": timing,
+            "timing": history.upsell_timing if history else None,
             "churn": churn,
             "churn_links": churn_links(churn, first, last),
             "time_to_value": time_to_value,
@@ -431,10 +432,16 @@ def churn_drilldown(request: HttpRequest) -> HttpResponse:
     first, last = form.cleaned_data["from"], form.cleaned_data["to"]
     tenure, reason = form.cleaned_data["tenure"], form.cleaned_data["reason"]
     try:
-        rows = selectors.churn_rows(first=first, last=last, tenure=tenure, reason=reason, until=timezone.localdate())
+        revenue.check_within_history(last)
     except DomainError as error:  # a range reaching past this month
         return bad_request(request, error.messages)
-    page_obj = Paginator(rows, DRILLDOWN_PAGE).get_page(request.GET.get("page"))
+    history = selectors.stored_history()
+    churns = selectors.stored_churns(first=first, last=last, tenure=tenure, reason=reason)
+    totals = selectors.churn_totals(churns) if history else selectors.ChurnTotals(0, ZERO)
+    paginator = Paginator(selectors.churn_rows_of(churns), DRILLDOWN_PAGE)
+    paginator.count = totals.count  # counted with the total: the page itself is one more query
+    page_obj = paginator.get_page(request.GET.get("page"))
+    rows = [selectors.churn_row(values) for values in page_obj] if totals.count else []
     back = {"from": f"{first:%Y-%m}", "to": f"{last:%Y-%m}"}
     return render(
         request,
@@ -444,13 +451,14 @@ def churn_drilldown(request: HttpRequest) -> HttpResponse:
             "last_label": month_label(last),
             "tenure": tenure,
             "reason": reason,
+            "history": history,
             "page_obj": page_obj,
             "rows": [
                 {"row": row, "url": optional_url("metrics:account", row.account_id), "month": month_label(row.month)}
-                for row in page_obj
+                for row in rows
             ],
-            "count": len(rows),
-            "total": selectors.churn_total(rows),
+            "count": totals.count,
+            "total": totals.mrr,
             "back_url": f"{reverse('metrics:portfolio')}?{urlencode(back)}",
         },
     )
