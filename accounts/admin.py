@@ -32,6 +32,7 @@ from import_export.formats import base_formats
 from import_export.forms import ImportForm
 from import_export.instance_loaders import ModelInstanceLoader
 
+from audit.context import ActorKind, acting_as, user_label
 from csm.admin import (
     CsmModelAdmin,
     EstimatedCountPaginator,
@@ -435,7 +436,9 @@ class SyncedResource(resources.ModelResource):
                 _obj, number, row = self.pending[index]
                 result.append_invalid_row(number, row, error)
             if not errors:
-                self.save_objects(objects)
+                by = gettext("import by %(user)s") % {"user": user_label(self.user)} if self.user else gettext("import")
+                with acting_as(ActorKind.IMPORT, by, user=self.user):
+                    self.save_objects(objects)
         super().after_import(dataset, result, **kwargs)
 
     def check_objects(self, objects: list) -> dict[int, ValidationError]:

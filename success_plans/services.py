@@ -34,6 +34,7 @@ from accounts.services import (
     recompute_batch,
     soft_delete,
 )
+from csm.db import record_history
 from csm.exceptions import DomainError, full_clean
 from csm.numbers import clean_decimal
 
@@ -311,6 +312,13 @@ def plans_apply_template(
         ]
     Target.objects.bulk_create(targets, batch_size=BATCH_SIZE)
     Initiative.objects.bulk_create(initiatives, batch_size=BATCH_SIZE)
+    for model, created in (
+        (SuccessPlan, plans),
+        (Goal, [g for _p, _t, g in new_goals]),
+        (Target, targets),
+        (Initiative, initiatives),
+    ):
+        record_history(model, [row.pk for row in created], history_type="+")
     result.created = plans
     queue_recompute(plan.account_id for plan in plans)
     return result
@@ -415,6 +423,7 @@ def parts_remove(*, queryset: QuerySet[Goal] | QuerySet[Target] | QuerySet[Initi
     accounts are recomputed once. Returns how many were deleted."""
     path = {Goal: "plan__account_id", Target: "goal__plan__account_id", Initiative: "goal__plan__account_id"}
     account_ids = set(queryset.values_list(path[queryset.model], flat=True).order_by())
+    record_history(queryset.model, queryset.values_list("pk", flat=True).order_by(), history_type="-")
     count = queryset.count()
     queryset.delete()
     queue_recompute(account_ids)

@@ -8,12 +8,16 @@ import datetime
 from dataclasses import dataclass
 from decimal import Decimal
 
-from django.db.models import Q
-from django.db.models.functions import Coalesce
+from django.db import models
+from django.db.models import F, Q, Window
+from django.db.models.functions import Coalesce, Lag
 from django.utils import timezone
+from django.utils.formats import date_format
 from django.utils.translation import gettext as _
 
 from accounts.models import Account, Contact, Subscription, TierAssignment, Touch
+from audit.context import ActorKind
+from csm.db import history_model
 from metrics.history import ZERO, history_from_lines, month_end, month_index, month_start
 from metrics.models import Alert, HealthBand
 from metrics.selectors.health import BandChange
@@ -103,7 +107,7 @@ class TimelineEvent:
 
     at: datetime.datetime
     day_only: bool
-    kind: str  # touch, tier, health, alert_raised, alert_closed, plan_created, plan_closed, goal, initiative
+    kind: str  # touch, tier, health, alert_raised, alert_closed, plan_created, plan_closed, goal, initiative, change
     title: str
     detail: str = ""
     plan_id: int | None = None
@@ -277,6 +281,129 @@ def _plan_events(account: Account, limit: int) -> list[TimelineEvent]:
     return events
 
 
+def _object_name(model: type[models.Model], row: dict) -> str:
+    """How a change names what it changed: nothing for the account itself, else its kind and name."""
+    if model is Contact:
+        return _("contact %(name)s") % {"name": row["name"]}
+    if model is Subscription:
+        return _("line %(line)s") % {"line": row["external_id"] or row["product"]}
+    if model is SuccessPlan:
+        return _("plan %(plan)s") % {"plan": row["title"]}
+    return ""
+
+
+def _shown(field: models.Field, value, names: dict) -> str:
+    """A field's value as the timeline writes it: choices by label, relations by name, dates ISO."""
+    if value is None or value == "":
+        return "—"
+    if field.is_relation:
+        return names.get((field.related_model, value), f"#{value}")
+    if field.choices:
+        return str(dict(field.flatchoices).get(value, value))
+    if isinstance(value, bool):
+        return _("yes") if value else _("no")
+    if isinstance(value, datetime.datetime):
+        return date_format(timezone.localtime(value), "DATETIME_FORMAT")
+    if isinstance(value, datetime.date):
+        return value.isoformat()
+    return str(value)
+
+
+def _history_rows(model: type[models.Model], account: Account, limit: int) -> list[tuple[type, list, dict]]:
+    """The latest `limit` history rows of the account (or of its contacts, lines or plans), each with the
+    values of the row before it (window LAG over the object's own rows): one query. Rows written by the
+    system (data loads, the shell) name no one and stay in the admin's history only."""
+    history = history_model(model)
+    if history is None:
+        return []
+    fields = [f for f in history.tracked_fields if f.name != "id"]
+    order = [F("history_date").asc(), F("history_id").asc()]
+    earlier = {
+        f"was_{f.attname}": Window(
+            Lag(f.attname), partition_by=[F("id")], order_by=order, output_field=f.target_field if f.is_relation else f
+        )
+        for f in fields
+    }
+    rows = (
+        history.objects.filter(**({"id": account.pk} if model is Account else {"account_id": account.pk}))
+        .exclude(actor_kind=ActorKind.SYSTEM)
+        .annotate(was_history_id=Window(Lag("history_id"), partition_by=[F("id")], order_by=order), **earlier)
+        .order_by("-history_date", "-history_id")
+        .values(
+            "id",
+            "history_date",
+            "history_type",
+            "actor_label",
+            "was_history_id",
+            *(f.attname for f in fields),
+            *earlier,
+        )
+    )
+    return [(model, fields, row) for row in rows[:limit]]
+
+
+def _change_events(account: Account, limit: int) -> list[TimelineEvent]:
+    """Recorded changes to the account and to its contacts, revenue lines and plans: who changed which
+    fields from what to what, or who added, deleted or restored them. Four queries for the rows, and one
+    per kind of related object they name (tiers, users, partners, templates)."""
+    rows = [
+        row for model in (Account, Contact, Subscription, SuccessPlan) for row in _history_rows(model, account, limit)
+    ]
+    wanted: dict[type, set] = {}
+    for _model, fields, row in rows:
+        for f in fields:
+            if f.is_relation and f.name not in ("account",):
+                for value in (row[f.attname], row[f"was_{f.attname}"]):
+                    if value is not None:
+                        wanted.setdefault(f.related_model, set()).add(value)
+    names = {
+        (related, pk): _person(obj) if hasattr(obj, "get_username") else str(obj)
+        for related, pks in wanted.items()
+        for pk, obj in related._base_manager.in_bulk(list(pks)).items()
+    }
+    events = []
+    for model, fields, row in rows:
+        actor, what = row["actor_label"] or _("system"), _object_name(model, row)
+        was_deleted, deleted = row["was_deleted_at"] is not None, row["deleted_at"] is not None
+        if row["history_type"] == "+":
+            if model in (Account, SuccessPlan):
+                continue  # the header shows since when the account exists; plans have their own event
+            title = _("%(actor)s added %(what)s") % {"actor": actor, "what": what}
+        elif row["was_history_id"] is None:  # the first recorded version of an object older than its history
+            title = _("%(actor)s changed %(what)s") % {"actor": actor, "what": what or _("the account")}
+        elif row["history_type"] == "-":
+            title = _("%(actor)s removed %(what)s") % {"actor": actor, "what": what or _("the account")}
+        elif deleted != was_deleted:
+            verb = _("%(actor)s deleted %(what)s") if deleted else _("%(actor)s restored %(what)s")
+            title = verb % {"actor": actor, "what": what or _("the account")}
+        else:
+            changes = [
+                _("%(field)s %(old)s → %(new)s")
+                % {
+                    "field": f.verbose_name,
+                    "old": _shown(f, row[f"was_{f.attname}"], names),
+                    "new": _shown(f, row[f.attname], names),
+                }
+                for f in fields
+                if f.name != "deleted_at" and row[f.attname] != row[f"was_{f.attname}"]
+            ]
+            if not changes:
+                continue
+            title = _("%(actor)s changed %(changes)s") % {"actor": actor, "changes": "; ".join(changes)}
+            if what:
+                title = _("%(change)s of %(what)s") % {"change": title, "what": what}
+        events.append(
+            TimelineEvent(
+                at=row["history_date"],
+                day_only=False,
+                kind="change",
+                title=title,
+                plan_id=row["id"] if model is SuccessPlan else None,
+            )
+        )
+    return events
+
+
 def account_timeline(
     *,
     account: Account,
@@ -285,10 +412,12 @@ def account_timeline(
     limit: int = TIMELINE_LIMIT,
 ) -> list[TimelineEvent]:
     """The latest `limit` events, newest first, merging touches, tier changes, health band changes, alerts
-    raised and closed, and plan events (plans created and closed, goals achieved, initiatives completed).
+    raised and closed, plan events (plans created and closed, goals achieved, initiatives completed), and
+    the recorded changes to the account, its contacts, revenue lines and plans (who changed what).
 
     Tier history and band changes come from the caller, who reads them for the header and the trend
-    anyway; the rest costs five queries, each limited to `limit` rows.
+    anyway; the rest costs nine queries, each limited to `limit` rows, and one per kind of object the
+    changes name (tiers, users, partners, plan templates).
     """
     events = [
         *_touch_events(account, limit),
@@ -296,6 +425,7 @@ def account_timeline(
         *_band_events(band_changes),
         *_alert_events(account, limit),
         *_plan_events(account, limit),
+        *_change_events(account, limit),
     ]
     events.sort(key=lambda event: event.at, reverse=True)
     return events[:limit]

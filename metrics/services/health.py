@@ -27,7 +27,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
 from accounts.models import Account, Subscription, Touch
-from csm.db import bulk_upsert
+from csm.db import bulk_upsert, record_history
 from csm.exceptions import DomainError, full_clean
 from metrics.models import HealthBand, HealthComponent, HealthModel, HealthSnapshot, RecomputeIssue, UsageRecord
 from metrics.selectors.health import in_snapshot_order
@@ -1076,7 +1076,7 @@ def health_model_publish(
         raise DomainError(WITHOUT_WEIGHT)
     version = (HealthModel.objects.aggregate(latest=Max("version"))["latest"] or 0) + 1
     if activate:
-        HealthModel.objects.filter(is_active=True).update(is_active=False, updated_at=timezone.now())
+        _health_models_set_active(HealthModel.objects.filter(is_active=True), active=False)
     model = HealthModel(
         name=name, version=version, is_active=activate, yellow_from=yellow_from, green_from=green_from, notes=notes
     )
@@ -1101,11 +1101,11 @@ def health_model_components(model: HealthModel) -> list[dict]:
 @transaction.atomic
 def health_model_activate(*, model: HealthModel) -> HealthModel:
     """Make `model` the one that scores accounts (retiring the active one); its components are untouched."""
+    record_history(HealthComponent, [row.pk for row in rows], history_type="+")
     if not has_weight(model.components.values_list("weight", flat=True)):
         raise DomainError(WITHOUT_WEIGHT)
-    now = timezone.now()
-    HealthModel.objects.filter(is_active=True).exclude(pk=model.pk).update(is_active=False, updated_at=now)
-    HealthModel.objects.filter(pk=model.pk).update(is_active=True, updated_at=now)
+    _health_models_set_active(HealthModel.objects.filter(is_active=True).exclude(pk=model.pk), active=False)
+    _health_models_set_active(HealthModel.objects.filter(pk=model.pk, is_active=False), active=True)
     model.is_active = True
     return model
 
@@ -1113,6 +1113,13 @@ def health_model_activate(*, model: HealthModel) -> HealthModel:
 @transaction.atomic
 def health_model_deactivate(*, model: HealthModel) -> HealthModel:
     """Stop `model` scoring accounts. Until another is active, recomputes record the problem and score nothing."""
-    HealthModel.objects.filter(pk=model.pk, is_active=True).update(is_active=False, updated_at=timezone.now())
+    _health_models_set_active(HealthModel.objects.filter(pk=model.pk, is_active=True), active=False)
     model.is_active = False
     return model
+
+
+def _health_models_set_active(models, *, active: bool) -> None:
+    """Activate or retire these model versions, recording the change in their history."""
+    ids = list(models.values_list("pk", flat=True))
+    HealthModel.objects.filter(pk__in=ids).update(is_active=active, updated_at=timezone.now())
+    record_history(HealthModel, ids)

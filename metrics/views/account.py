@@ -46,6 +46,7 @@ TIMELINE_KINDS = {
     "plan_closed": gettext_lazy("Success plan"),
     "goal": gettext_lazy("Goal"),
     "initiative": gettext_lazy("Initiative"),
+    "change": gettext_lazy("Change"),
 }
 
 

@@ -389,8 +389,8 @@ def test_the_page_runs_the_same_queries_for_small_and_large_histories(
     assert small_count == large_count
     # session, user, groups; account; latest snapshot; the two snapshots compared; their model versions'
     # components; a year of scores; tier history; touches; alerts; plans, goals achieved, initiatives done
-    # (timeline); plans shown and their progress (2); MRR lines; contacts; subscription lines; open alerts;
-    # the touch form's contacts.
-    assert large_count == 23
+    # (timeline); recorded changes of the account, its contacts, lines and plans (timeline, 4); plans shown
+    # and their progress (2); MRR lines; contacts; subscription lines; open alerts; the touch form's contacts.
+    assert large_count == 27
     with django_assert_max_num_queries(small_count):
         csm_client.get(url(large))
