@@ -469,8 +469,11 @@ class AccountResource(SyncedResource):
     )
     partner = fields.Field(attribute="partner", column_name="partner", widget=ReferenceWidget(Partner, "name"))
     tier = fields.Field(attribute="tier", column_name="tier", widget=ReferenceWidget(Tier, "slug"))
-    mrr = fields.Field(attribute="mrr", column_name="mrr", readonly=True)
-    health_score = fields.Field(attribute="health_score", column_name="health_score", readonly=True)
+    # Numbers, so that spreadsheet formats write them as numbers.
+    mrr = fields.Field(attribute="mrr", column_name="mrr", readonly=True, widget=CheckedDecimalWidget())
+    health_score = fields.Field(
+        attribute="health_score", column_name="health_score", readonly=True, widget=CheckedDecimalWidget()
+    )
     health_band = fields.Field(attribute="health_band", column_name="health_band", readonly=True)
 
     related = ("owner", "partner", "tier")
