@@ -11,11 +11,13 @@ from collections import Counter, defaultdict
 from decimal import Decimal
 from typing import NamedTuple
 
+from django.contrib.auth import get_user_model
+from django.db import connection
 from django.db.models import Count, Max, Min, Q, QuerySet, Sum
 from django.utils.translation import gettext as _
 
-from accounts.models import Account
-from metrics.history import FIGURES, ZERO, MrrHistory, month_index, month_start
+from accounts.models import Account, Subscription, Tier
+from metrics.history import FIGURES, ZERO, MrrHistory, month_end, month_index, month_start
 from metrics.models import AccountChurn, PortfolioHistory, RevenueMonth
 
 # The churn analysis' own classification, reused so the drill-down counts exactly what it counts.
@@ -30,7 +32,15 @@ from metrics.selectors.revenue import (
     tenure_band,
     timing_of,
 )
-from metrics.selectors.revenue_steps import CohortCounts
+from metrics.selectors.revenue_steps import (
+    CHANGED_IN_MONTH,
+    LINES,
+    MONTH_MOVES,
+    MONTH_OF,
+    SEGMENT_OF,
+    WANTED,
+    CohortCounts,
+)
 
 SegmentKind = RevenueMonth.SegmentKind
 
@@ -256,3 +266,99 @@ def stored_churn_analysis(*, first: datetime.date, last: datetime.date) -> Churn
         "by_tier": dict(sorted(by_tier.items(), key=lambda item: (-item[1]["mrr"], item[0]))),
         "reasons": dict(sorted(reasons.items(), key=lambda item: (-item[1], item[0]))),
     }
+
+
+# --- the bridge drill-down, a page at a time ------------------------------------------------------
+
+# Each account's part of a bridge figure in cents, from its month's movement as `revenue_steps.month_moves`
+# reads it (start, end, paid before, products first paid in the month) and as `metrics.history.movement`
+# splits it; the accounts `WANTED` keeps are the only ones that can have a part.
+EXPANSION = "(m.end_cents - m.start_cents)"
+CROSS_SELL = f"CASE WHEN m.fresh_cents < {EXPANSION} THEN m.fresh_cents ELSE {EXPANSION} END"
+AMOUNT = {
+    "start_mrr": "m.start_cents",
+    "new_mrr": "CASE WHEN m.paid_before = 0 THEN m.end_cents ELSE 0 END",
+    "reactivation_mrr": "CASE WHEN m.paid_before = 1 THEN m.end_cents ELSE 0 END",
+    "expansion_mrr": EXPANSION,
+    "upsell_mrr": f"{EXPANSION} - ({CROSS_SELL})",
+    "cross_sell_mrr": CROSS_SELL,
+    "contraction_mrr": "m.start_cents - m.end_cents",
+    "churned_mrr": "m.start_cents",
+    "end_mrr": "m.end_cents",
+}
+# The month's movements (the CTEs of `revenue_steps.MONTH_MOVES`), then one page of the accounts with a part,
+# largest first, each row carrying how many there are and their total.
+MOVES = MONTH_MOVES[: MONTH_MOVES.index("\nSELECT ")]
+PAGE = """
+, parts AS (
+    SELECT m.account_id, a.name, m.start_cents, m.end_cents, {amount} AS amount
+    FROM moves m JOIN {account} a ON a.id = m.account_id
+    LEFT JOIN {tier} t ON t.id = a.tier_id LEFT JOIN {user} u ON u.id = a.owner_id
+    WHERE {wanted} AND {segment}
+)
+SELECT account_id, name, start_cents, end_cents, amount, COUNT(*) OVER (), SUM(amount) OVER ()
+FROM parts WHERE amount <> 0
+ORDER BY amount DESC, name, account_id
+LIMIT %(limit)s OFFSET %(offset)s
+"""
+
+
+class DrilldownPage(NamedTuple):
+    """One page of the accounts behind a bridge figure, and how many they are and their total (CSM_CURRENCY)."""
+
+    rows: list[dict]  # account_id, name, start, end (MRR at the two month ends), amount (its part)
+    count: int
+    total: Decimal
+
+
+def _money(cents: int | Decimal) -> Decimal:
+    return Decimal(int(cents)).scaleb(-2)
+
+
+def drilldown_page(
+    *, month: datetime.date, figure: str, segment_kind: str, segment: str, number: int, size: int
+) -> tuple[DrilldownPage, int]:
+    """Page `number` (from 1; past the last: the last) of `revenue.drilldown(month, figure, segment_kind,
+    segment)`: the same rows in the same order, with their number and total, sorted and cut in the database.
+    Returns the page and its number. One query (three for a page past the last)."""
+    quote = connection.ops.quote_name
+    month_of = MONTH_OF[connection.vendor]
+    params: dict = {"last": month_index(month), "limit": size}
+    segment_sql = "1 = 1"
+    if segment_kind in SEGMENT_OF:
+        segment_sql = f"{SEGMENT_OF[segment_kind]} = %(segment)s"
+        params["segment"] = segment
+    only = ""
+    if figure not in ("start_mrr", "end_mrr"):  # only accounts with a line starting or ending then can move
+        only = CHANGED_IN_MONTH.format(subscription=quote(Subscription._meta.db_table))
+        params |= {"month_first": month_start(month_index(month)), "month_last": month_end(month_index(month))}
+    sql = (LINES + MOVES + PAGE).format(
+        start_month=month_of.format("s.start_date"),
+        end_month=month_of.format("s.end_date"),
+        subscription=quote(Subscription._meta.db_table),
+        account=quote(Account._meta.db_table),
+        tier=quote(Tier._meta.db_table),
+        user=quote(get_user_model()._meta.db_table),
+        only=only,
+        wanted=WANTED[figure],
+        segment=segment_sql,
+        amount=AMOUNT[figure],
+    )
+
+    def fetch(page: int) -> list[tuple]:
+        with connection.cursor() as cursor:
+            cursor.execute(sql, {**params, "offset": (page - 1) * size})
+            return cursor.fetchall()
+
+    number = max(1, number)
+    found = fetch(number)
+    if not found and number > 1:  # past the last page: show the last, as Paginator.get_page does
+        counted = fetch(1)
+        number = max(1, -(-counted[0][5] // size)) if counted else 1
+        found = fetch(number) if counted else []
+    rows = [
+        {"account_id": pk, "name": name, "start": _money(start), "end": _money(end), "amount": _money(amount)}
+        for pk, name, start, end, amount, _count, _total in found
+    ]
+    count, total = (found[0][5], _money(found[0][6])) if found else (0, ZERO)
+    return DrilldownPage(rows, count, total), number

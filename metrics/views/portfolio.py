@@ -8,18 +8,20 @@ figure links to `drilldown`, whose rows add up to the stored figure; churn figur
 """
 
 import datetime
+import hashlib
 from urllib.parse import urlencode
 
 from django import forms
 from django.contrib.auth import get_user_model
+from django.core.cache import cache
 from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.urls import NoReverseMatch, path, reverse
 from django.utils.formats import date_format, number_format
 from django.utils.text import capfirst
+from django.utils.translation import get_language, gettext_lazy
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy
 
 from accounts.models import Tier
 from csm import charts, formats
@@ -45,6 +47,7 @@ BRIDGE = (
 MAX_MONTHS = 60  # the longest range the page shows: one table row and one chart point a month
 COHORTS = 12  # the most recent cohorts in the cohort table
 DRILLDOWN_PAGE = 50
+CHARTS_SECONDS = 24 * 3600  # rendered charts are kept this long, or until their rows change
 NO_VALUE = "none"  # the accounts list's filter value for "no tier" / "no owner"
 NOT_RECORDED = "not-recorded"  # the churn drill-down's `reason` for churns without a recorded reason
 User = get_user_model()
@@ -260,6 +263,21 @@ def build_charts(months: list[RevenueMonth]) -> list:
     ]
 
 
+def cached_charts(months: list[RevenueMonth]) -> list:
+    """`build_charts(months)`, rendered once per language and version of the rows: drawing the SVG costs more
+    than the rest of the page, and the stored rows change only when the bridge is recomputed (a changed row
+    gets a new `updated_at`, so a new key)."""
+    if not months:
+        return []
+    shown = [(row.pk, row.month.isoformat(), row.updated_at.isoformat()) for row in months]
+    key = "portfolio-charts:" + hashlib.sha256(repr((get_language(), shown)).encode()).hexdigest()
+    charts = cache.get(key)
+    if charts is None:
+        charts = build_charts(months)
+        cache.set(key, charts, CHARTS_SECONDS)
+    return charts
+
+
 def cohort_rows(cohorts: list[revenue.Cohort]) -> list[dict]:
     rows = []
     for cohort in cohorts[-COHORTS:]:
@@ -353,7 +371,7 @@ def portfolio(request: HttpRequest) -> HttpResponse:
                 for row in rows.segments
             ],
             "bridge_labels": [figure_label(figure) for figure in BRIDGE],
-            "charts": build_charts(rows.months) if rows.months else [],
+            "charts": cached_charts(rows.months),
             "history": history,
             "cohorts": cohort_rows(history.cohorts) if history else [],
             "cohort_months": range(COHORT_MONTHS + 1),
@@ -385,6 +403,12 @@ def form_errors(form: forms.Form) -> list[str]:
     ]
 
 
+def page_number(request: HttpRequest) -> int:
+    """The `page` asked for; the first when it is not a number."""
+    page = request.GET.get("page", "")
+    return int(page) if page.isascii() and page.isdigit() and len(page) < 10 else 1
+
+
 def drilldown(request: HttpRequest) -> HttpResponse:
     form = DrilldownForm(request.GET)
     if not form.is_valid():
@@ -395,14 +419,23 @@ def drilldown(request: HttpRequest) -> HttpResponse:
     try:
         # A month still to come is refused rather than projected.
         revenue.check_within_history(month)
-        rows = revenue.drilldown(month=month, figure=figure, segment_kind=segment_kind, segment=segment)
     except DomainError as error:
         return bad_request(request, error.messages)
     stored = selectors.stored_bridge_figure(month=month, figure=figure, segment_kind=segment_kind, segment=segment)
-    page_obj = Paginator(rows, DRILLDOWN_PAGE).get_page(request.GET.get("page"))
-    for row in page_obj:
+    found, number = selectors.drilldown_page(
+        month=month,
+        figure=figure,
+        segment_kind=segment_kind,
+        segment=segment,
+        number=page_number(request),
+        size=DRILLDOWN_PAGE,
+    )
+    # The rows come a page at a time from the database: the paginator only numbers the pages.
+    page_obj = Paginator(range(found.count), DRILLDOWN_PAGE).get_page(number)
+    page_obj.object_list = found.rows
+    for row in found.rows:
         row["url"] = optional_url("metrics:account", row["account_id"])
-    total = sum((row["amount"] for row in rows), ZERO)
+    total = found.total
     back = {"to": f"{month:%Y-%m}", "segment": segment_kind}
     return render(
         request,
@@ -415,7 +448,7 @@ def drilldown(request: HttpRequest) -> HttpResponse:
             "segment_label": segment_label(segment_kind, segment),
             "is_segment": segment_kind != SegmentKind.ALL,
             "page_obj": page_obj,
-            "count": len(rows),
+            "count": found.count,
             "total": total,
             "stored": stored,
             "matches": stored is not None and stored == total,
