@@ -4,6 +4,7 @@
     python3 dev.py run     virtualenv + requirements, migrate, seed demo data if empty, recompute, serve on :8000
     python3 dev.py test    virtualenv + requirements, then the whole test suite (pytest arguments pass through)
     python3 dev.py lint    ruff check and ruff format --check
+    python3 dev.py prod    the production stack on 127.0.0.1:8000: gunicorn, Celery worker and beat (scripts/prod.py)
 
 The virtualenv lives in .venv and is reinstalled only when a requirements file changes.
 """
@@ -75,7 +76,14 @@ def command_lint(args: list[str]) -> None:
     run(BIN / "ruff", "format", "--check", ".")
 
 
-COMMANDS = {"run": command_run, "test": command_test, "lint": command_lint}
+def command_prod(args: list[str]) -> None:
+    """Hand over to scripts/prod.py in the virtualenv: signals (Ctrl-C, SIGTERM) reach it directly."""
+    ensure_venv()
+    script = ROOT / "scripts" / "prod.py"
+    os.execv(PYTHON, [str(PYTHON), str(script), *args])
+
+
+COMMANDS = {"run": command_run, "test": command_test, "lint": command_lint, "prod": command_prod}
 
 
 def main() -> None:
