@@ -1,8 +1,8 @@
 """The one FilterSet over accounts, shared by the workspace's accounts list, its CSV export and the API.
 
 Query parameters: `q` (name or domain contains, or the exact external id), `tier` (slug, or "none"),
-`health_band` (red, yellow, green, or "none" for no score yet), `owner` (a user id, "mine" for the
-signed-in user, "none" for unowned), `lifecycle_stage`, `industry`, `region`, `renewal_within`
+`health_band` (red, yellow, green, or "none" for no score yet), `owner` (a user id, a user name or full
+name, "mine" for the signed-in user, "none" for unowned), `lifecycle_stage`, `industry`, `region`, `renewal_within`
 (30/60/90/180: renewal from today to today + N days), `renewal_after` / `renewal_before` (dates,
 inclusive) and `ordering` (a column name, "-" first for descending). Only live accounts are listed.
 """
@@ -11,17 +11,20 @@ import datetime
 from collections.abc import Callable
 
 import django_filters
+from django import forms
 from django.contrib.auth import get_user_model
+from django.core.exceptions import ValidationError
 from django.db import connection
-from django.db.models import Exists, F, OuterRef, Q, QuerySet
-from django.forms import DateInput, Select
+from django.db.models import Exists, F, OuterRef, Q, QuerySet, Value
+from django.db.models.functions import Concat
+from django.forms import DateInput, TextInput
+from django.urls import reverse
 from django.utils import timezone
 from django.utils.functional import lazy
 from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 from django_filters.constants import EMPTY_VALUES
-from django_filters.fields import ChoiceField
 
 from csm.roles import CSM_GROUP, LEADER_GROUP
 
@@ -61,54 +64,97 @@ def _next_days_text(days: int) -> str:
 _next_days = lazy(_next_days_text, str)
 
 
-def owner_label(user) -> str:
-    return user.get_full_name() or user.get_username()
+class OwnerField(forms.CharField):
+    """Whose accounts: a user id, "mine", "none", or a person typed by user name or full name (case ignored).
+
+    Any user id is valid (a former CSM's accounts can still be found); a typed name is resolved to its user's
+    id here, one query, and a name that matches nobody or several people is an error that says so.
+    """
+
+    def clean(self, value) -> str | None:
+        value = (super().clean(value) or "").strip()
+        if not value:
+            return None
+        if value in (MINE, NONE) or _user_id(value):
+            return value
+        found = list(
+            owner_search(value, exact=True).values_list("pk", flat=True)[:2]  # two tell an ambiguous name
+        )
+        if not found:
+            raise ValidationError(
+                gettext("No one in the workspace is called “%(name)s”.") % {"name": value}, code="unknown"
+            )
+        if len(found) > 1:
+            raise ValidationError(
+                gettext("Several people are called “%(name)s”: type a user name.") % {"name": value}, code="ambiguous"
+            )
+        return str(found[0])
 
 
-class OwnerChoiceField(ChoiceField):
-    """A user id, "mine" or "none": any user id is valid (a former CSM's accounts can still be found),
-    though the select offers only the workspace's people."""
-
-    def valid_value(self, value) -> bool:
-        # ASCII digits only: str.isdigit() also accepts "²", which int() refuses.
-        return value in (MINE, NONE) or (str(value).isascii() and str(value).isdigit() and len(str(value)) < 19)
+def _user_id(value: str) -> bool:
+    # ASCII digits only: str.isdigit() also accepts "²", which int() refuses.
+    return value.isascii() and value.isdigit() and len(value) < 19
 
 
-class OwnerFilter(django_filters.ChoiceFilter):
-    field_class = OwnerChoiceField
+def owner_search(text: str, *, exact: bool = False) -> QuerySet:
+    """People a typed owner can mean: by user name or full name, whole (`exact`) or starting with `text`
+    (first or last name too), case ignored. The workspace's people (active, with a workspace role) and anyone
+    owning a live account, as the accounts list has always offered."""
+    User = get_user_model()
+    users = User.objects.annotate(full_name=Concat("first_name", Value(" "), "last_name"))
+    role = User.groups.through.objects.filter(user=OuterRef("pk"), group__name__in=[CSM_GROUP, LEADER_GROUP])
+    if exact:
+        wanted = Q(username__iexact=text) | Q(full_name__iexact=text)
+    else:
+        wanted = (
+            Q(username__istartswith=text)
+            | Q(first_name__istartswith=text)
+            | Q(last_name__istartswith=text)
+            | Q(full_name__istartswith=text)
+        )
+    return users.filter(wanted).filter(
+        Q(is_active=True, pk__in=role.values("user_id")) | Exists(Account.objects.alive().filter(owner=OuterRef("pk")))
+    )
 
 
-class QuickSelect(Select):
-    """A select whose options are written in Python, not by one template per option: the CSM list offers
-    every person of the workspace, thousands in a large one. The markup is Django's own select's."""
+class OwnerPicker(TextInput):
+    """A text input that suggests people as one types: htmx fetches a short list of them
+    (`accounts:owner_options`) into the browser's own datalist, so no page ever writes every person. Without
+    JavaScript a typed user name filters just the same. A user id in the query string (a link from another
+    page) is shown as that person's user name."""
+
+    input_type = "search"
+
+    def format_value(self, value):
+        value = super().format_value(value)
+        if value and _user_id(value):
+            username = get_user_model().objects.filter(pk=int(value)).values_list("username", flat=True).first()
+            return username or value
+        return value
 
     def render(self, name, value, attrs=None, renderer=None):
-        widget = self.get_context(name, value, attrs)["widget"]
-        if any(group_name for group_name, _options, _index in widget["optgroups"]):
-            return super().render(name, value, attrs, renderer)
-        options = format_html_join(
-            "",
-            '\n  <option value="{}"{}>{}</option>',
-            (
-                (option["value"], self._attrs(option["attrs"]), option["label"])
-                for _group, group_options, _index in widget["optgroups"]
-                for option in group_options
-            ),
+        options = f"{(attrs or {}).get('id') or f'id_{name}'}-options"
+        attrs = {
+            **(attrs or {}),
+            "list": options,
+            "hx-get": reverse("accounts:owner_options"),
+            "hx-trigger": "input changed delay:200ms, focus once",
+            "hx-target": f"#{options}",
+            "hx-sync": "this:replace",
+        }
+        special = format_html_join("", '<option value="{}">{}</option>', owner_specials())
+        return format_html(
+            '{}<datalist id="{}">{}</datalist>', super().render(name, value, attrs, renderer), options, special
         )
-        return format_html('<select name="{}"{}>{}\n</select>', widget["name"], self._attrs(widget["attrs"]), options)
 
-    @staticmethod
-    def _attrs(attrs: dict) -> str:
-        """Attributes in order, as django/forms/widgets/attrs.html writes them."""
-        return format_html_join(
-            "",
-            " {}{}",
-            (
-                (name, "" if value is True else format_html('="{}"', value))
-                for name, value in attrs.items()
-                if value is not False
-            ),
-        )
+
+class OwnerFilter(django_filters.CharFilter):
+    field_class = OwnerField
+
+
+def owner_specials() -> list[tuple[str, str]]:
+    """The picker's values that are not people."""
+    return [(MINE, gettext("Mine")), (NONE, gettext("No CSM"))]
 
 
 class AccountOrderingFilter(django_filters.OrderingFilter):
@@ -157,7 +203,11 @@ class AccountFilterSet(django_filters.FilterSet):
         label=_("Health"),
         empty_label=_("Any health"),
     )
-    owner = OwnerFilter(method="filter_owner", label=_("CSM"), empty_label=_("Anyone"), widget=QuickSelect)
+    owner = OwnerFilter(
+        method="filter_owner",
+        label=_("CSM"),
+        widget=OwnerPicker(attrs={"placeholder": _("Anyone"), "autocomplete": "off"}),
+    )
     lifecycle_stage = django_filters.ChoiceFilter(
         choices=Account.LifecycleStage.choices,
         label=_("Lifecycle stage"),
@@ -200,7 +250,6 @@ class AccountFilterSet(django_filters.FilterSet):
         self.user = user if user is not None else getattr(request, "user", None)
         # Choices read from the data, once per filterset and only when the form needs them.
         for name, build in (
-            ("owner", self._owner_choices),
             ("industry", lambda: self._distinct_values("industry")),
             ("region", lambda: self._distinct_values("region")),
         ):
@@ -217,18 +266,6 @@ class AccountFilterSet(django_filters.FilterSet):
             return cache[0]
 
         return choices
-
-    def _owner_choices(self) -> list[tuple[str, str]]:
-        users = (
-            get_user_model()
-            .objects.filter(
-                Q(is_active=True, groups__name__in=[CSM_GROUP, LEADER_GROUP])
-                | Exists(Account.objects.alive().filter(owner=OuterRef("pk")))
-            )
-            .distinct()
-            .order_by("first_name", "last_name", "username")
-        )
-        return [(MINE, _("Mine")), (NONE, _("No CSM")), *((str(user.pk), owner_label(user)) for user in users)]
 
     @staticmethod
     def _distinct_values(field: str) -> list[tuple[str, str]]:

@@ -11,10 +11,11 @@ from django.utils import timezone
 
 from csm.exceptions import DomainError
 
-from .filters import AccountFilterSet
+from .filters import AccountFilterSet, owner_search
 from .models import Account, Subscription
 
 ZERO = Decimal("0.00")
+OWNER_SUGGESTIONS = 10  # people the owner picker offers at a time
 
 
 def account_filterset(*, filters: Mapping[str, Any] | None, user=None) -> AccountFilterSet:
@@ -31,6 +32,16 @@ def account_list(*, filters: Mapping[str, Any] | None = None, user=None) -> Quer
     if not filterset.is_valid():
         raise DomainError(filterset.errors.as_data())
     return filterset.qs
+
+
+def owner_suggestions(*, text: str, limit: int = OWNER_SUGGESTIONS) -> list:
+    """At most `limit` people whose user name, first, last or full name starts with `text` (case ignored), by
+    name: what the accounts list's owner picker offers as one types. None for empty or overlong text. One query."""
+    text = text.strip()
+    if not text or len(text) > 150:
+        return []
+    people = owner_search(text).order_by("first_name", "last_name", "username")
+    return list(people.only("username", "first_name", "last_name")[:limit])
 
 
 def subscriptions_active_on(on: datetime.date) -> QuerySet[Subscription]:

@@ -1,4 +1,5 @@
-"""Workspace pages of accounts: the accounts list and its CSV export, and logging a touch.
+"""Workspace pages of accounts: the accounts list (with its owner picker's suggestions) and its CSV export,
+and logging a touch.
 
 Every page needs a sign-in and a workspace role (csm.middleware); any role reads every account and may
 log a touch on any of them.
@@ -22,10 +23,10 @@ from django.views.decorators.http import require_GET, require_POST
 from csm.exceptions import DomainError
 from csm.formats import spreadsheet_safe
 
-from .filters import DEFAULT_ORDERING, ORDERING_LABELS, AccountFilterSet
+from .filters import DEFAULT_ORDERING, ORDERING_LABELS, AccountFilterSet, owner_specials
 from .forms import TouchForm
 from .models import Account, Touch
-from .selectors import account_filterset
+from .selectors import account_filterset, owner_suggestions
 from .services import touch_log
 
 PAGE_SIZE = 50
@@ -85,6 +86,13 @@ def _list_page(request: HttpRequest, filterset: AccountFilterSet, *, status: int
 def account_list(request: HttpRequest) -> HttpResponse:
     filterset = _filtered(request)
     return _list_page(request, filterset, status=200 if filterset.is_valid() else 400)
+
+
+@require_GET
+def owner_options(request: HttpRequest) -> HttpResponse:
+    """The owner picker's suggestions for what was typed (`owner`): a few <option>s for its datalist."""
+    people = owner_suggestions(text=request.GET.get("owner", ""))
+    return render(request, "accounts/includes/owner_options.html", {"people": people, "special": owner_specials()})
 
 
 class _Echo:

@@ -225,11 +225,7 @@ def test_choices_come_from_the_data(book, csm_user, other_csm, outsider):
     form = AccountFilterSet(QueryDict(""), user=csm_user).form
     assert [value for value, _label in form.fields["industry"].choices] == ["", "Finance", "Healthcare", "Software"]
     assert [value for value, _label in form.fields["region"].choices] == ["", "APAC", "EMEA", "North America"]
-    owners = dict(form.fields["owner"].choices)
-    assert owners[str(csm_user.pk)] == "Priya Khan"
-    assert owners[str(other_csm.pk)] == "Sam Ito"
-    assert str(outsider.pk) not in owners  # no role and no account
-    assert list(owners)[:3] == ["", "mine", "none"]
+    assert not hasattr(form.fields["owner"], "choices")  # people are suggested as one types, never all listed
     assert [value for value, _label in form.fields["tier"].choices] == [
         "",
         "none",
@@ -237,3 +233,50 @@ def test_choices_come_from_the_data(book, csm_user, other_csm, outsider):
         "low-touch",
         "tech-touch",
     ]
+
+
+# --- the owner typed by name ----------------------------------------------------------------------
+
+
+def test_owner_typed_as_a_user_name_or_full_name_any_case(book, csm_user, other_csm):
+    for typed in ("sam", "SAM", " Sam Ito ", "sam ito", str(other_csm.pk)):
+        assert names({"owner": typed}, csm_user) == ["Birch Bank"], typed
+    assert names({"owner": "Priya Khan", "region": "EMEA"}, other_csm) == ["Acme Analytics"]
+
+
+def test_owner_matching_nobody_or_several_people_is_a_form_error_naming_it(book, csm_user, outsider):
+    factories.csm_user(username="sam2", first_name="Sam", last_name="Ito")
+    for typed, message in (
+        ("somebody", "No one in the workspace is called “somebody”."),
+        ("olga", "No one in the workspace is called “olga”."),  # no workspace role and no account
+        ("Sam Ito", "Several people are called “Sam Ito”: type a user name."),
+    ):
+        filterset = AccountFilterSet({"owner": typed}, user=csm_user)
+        assert not filterset.is_valid()
+        assert filterset.errors["owner"] == [message]
+    # The user name still tells the two apart.
+    assert names({"owner": "sam2"}, csm_user) == []
+
+
+def test_an_owner_without_a_role_is_found_while_they_own_a_live_account(book, outsider):
+    factories.AccountFactory(name="Olga's", owner=outsider)
+    assert names({"owner": "olga"}) == ["Olga's"]
+
+
+def test_owner_suggestions_start_with_the_typed_text_by_name_and_are_few(book, csm_user, other_csm, outsider):
+    from accounts.selectors import owner_suggestions
+
+    for number in range(12):
+        factories.csm_user(username=f"pat{number:02d}", first_name="Pat", last_name=f"Lee {number:02d}")
+    factories.UserFactory(username="patrick", first_name="Patrick")  # no role, no account: never offered
+
+    def offered(text: str, **options) -> list[str]:
+        return [user.username for user in owner_suggestions(text=text, **options)]
+
+    # First name, last name, user name or full name, case ignored; ordered by name; ten at most.
+    assert offered("pat") == [f"pat{number:02d}" for number in range(10)]
+    assert offered("PAT LEE 1", limit=20) == ["pat10", "pat11"]
+    assert offered("ito") == ["sam"]
+    assert offered("pri") == ["priya"]
+    assert offered("ol") == []  # olga has neither a role nor an account
+    assert offered("") == offered("   ") == offered("x" * 151) == []
