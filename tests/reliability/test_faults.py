@@ -18,6 +18,7 @@ import time
 from contextlib import contextmanager
 from decimal import Decimal
 from io import StringIO
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -52,9 +53,9 @@ pytestmark = [needs_worker, pytest.mark.worker, pytest.mark.django_db(transactio
 
 
 class Worker:
-    """A `celery -A csm worker --pool solo` process on the test's database and broker."""
+    """A `celery -A csm worker --pool solo` (or prefork, one child) process on the test's database and broker."""
 
-    def __init__(self, label: str, **env: str) -> None:
+    def __init__(self, label: str, pool: str = "solo", **env: str) -> None:
         self.name = f"{label}-{os.getpid()}@localhost"
         broker = settings.CELERY_BROKER_URL
         environ = {
@@ -65,8 +66,9 @@ class Worker:
             "CSM_BROKER_VISIBILITY_TIMEOUT": str(VISIBILITY),
             **env,
         }
-        command = [sys.executable, "-m", "celery", "-A", "csm", "worker", "--pool", "solo", "--hostname", self.name]
-        command += ["--loglevel", "INFO", "--without-heartbeat", "--without-gossip", "--without-mingle"]
+        command = [sys.executable, "-m", "celery", "-A", "csm", "worker", "--pool", pool, "--concurrency", "1"]
+        command += ["--hostname", self.name, "--loglevel", "INFO", "--without-heartbeat", "--without-gossip"]
+        command += ["--without-mingle"]
         self.log = tempfile.TemporaryFile()
         self.process = subprocess.Popen(command, cwd=ROOT, env=environ, stdout=self.log, stderr=subprocess.STDOUT)
         self.process.log = self.log
@@ -74,6 +76,12 @@ class Worker:
     def kill(self) -> None:
         self.process.send_signal(signal.SIGKILL)
         self.process.wait(timeout=WAIT)
+
+    def kill_child(self) -> None:
+        """SIGKILL the prefork pool's child process (the one running the task), as the OOM killer would."""
+        children = Path(f"/proc/{self.process.pid}/task/{self.process.pid}/children").read_text().split()
+        assert len(children) == 1, children
+        os.kill(int(children[0]), signal.SIGKILL)
 
     def stop(self) -> None:
         stop_worker(self.process)
@@ -267,6 +275,36 @@ def test_a_worker_killed_mid_chain_leaves_nothing_partial_and_the_redelivered_ru
     for name, expected in clean.items():
         assert after_fault[name] == expected, name
     print("rows compared: " + ", ".join(f"{len(v)} {k}" for k, v in clean.items()))
+
+
+def test_a_pool_process_killed_mid_chunk_has_its_task_run_again_by_the_next_one():
+    """With the prefork pool, a child killed mid-task (out of memory, say) is replaced, and the task, rejected
+    back to the queue (reject_on_worker_lost), runs again at once, without the visibility timeout."""
+    locked = seed()
+    second = id_ranges(CHUNK)[1]
+    before = snapshot_days(*second)
+
+    with workers() as start:
+        worker = start("prefork", pool="prefork")
+        with snapshot_locked(locked) as session:
+            result = nightly_workflow(DAY, chunk_size=CHUNK).apply_async()
+            pid = waiting_session(worker)
+            worker.kill_child()
+            killed_at = time.monotonic()
+            # The new child takes the chunk again and waits on the lock in its turn (the killed child's
+            # session waits too: it learns its client is gone only once it gets the lock). Nothing of the
+            # chunk is committed.
+            waiting_session(worker, other_than=pid)
+            print(f"\nthe chunk ran again {time.monotonic() - killed_at:.1f} s after its process was killed")
+            assert snapshot_days(*second) == before  # (the third chunk may have run meanwhile)
+            session.rollback()
+        result.get(timeout=WAIT)
+        worker.check_alive()
+        after_fault = derived()
+        clean = clean_run()
+
+    for name, expected in clean.items():
+        assert after_fault[name] == expected, name
 
 
 def test_a_recompute_whose_database_session_is_terminated_rolls_back_and_its_retry_succeeds():
