@@ -26,7 +26,8 @@ from metrics.services.portfolio import portfolio_history_recompute
 from metrics.services.revenue import revenue_recompute
 from metrics.services.targets import targets_follow_usage
 
-# Back-off stays far below the broker's visibility timeout (an hour), or a retried task is delivered twice.
+# Back-off stays far below the broker's visibility timeout (CSM_BROKER_VISIBILITY_TIMEOUT, an hour by default), or a
+# retried task is delivered twice.
 RETRYING = {
     "autoretry_for": (DatabaseError, InterfaceError),
     "retry_backoff": 5,
