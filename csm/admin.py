@@ -4,14 +4,14 @@ and each audited object's history (who changed what and when)."""
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
-from django.db import connections, models
+from django.db import connections, models, transaction
 from django.db.models import QuerySet
 from django.http import Http404, HttpResponseRedirect
 from django.utils.functional import cached_property
 from django.utils.translation import gettext_lazy as _
 from simple_history.admin import SimpleHistoryAdmin
 
-from csm.db import history_model
+from csm.db import history_model, record_history
 from csm.models import SyncedModel
 
 # --- counting big tables ------------------------------------------------------------------------
@@ -98,6 +98,16 @@ class CsmModelAdmin(SimpleHistoryAdmin):
     def save_model(self, request, obj, form, change):
         # The change is recorded by the request's user already (the audit middleware).
         admin.ModelAdmin.save_model(self, request, obj, form, change)
+
+    @transaction.atomic
+    def delete_model(self, request, obj) -> None:
+        record_history(type(obj), [obj.pk], history_type="-")  # its last state, as deleted by this user
+        super().delete_model(request, obj)
+
+    @transaction.atomic
+    def delete_queryset(self, request, queryset) -> None:
+        record_history(queryset.model, queryset.values_list("pk", flat=True).order_by(), history_type="-")
+        super().delete_queryset(request, queryset)
 
     def get_queryset(self, request):
         # The relations a list shows are shown on the change page too (title, read-only fields): join

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from django.db import models
-from django.db.models import F, Q, Window
+from django.db.models import F, Max, Q, Window
 from django.db.models.functions import Coalesce, Lag
 from django.utils import timezone
 from django.utils.formats import date_format
@@ -302,6 +302,8 @@ def _shown(field: models.Field, value, names: dict) -> str:
         return str(dict(field.flatchoices).get(value, value))
     if isinstance(value, bool):
         return _("yes") if value else _("no")
+    if isinstance(field, models.DecimalField):
+        return str(Decimal(value).quantize(Decimal(1).scaleb(-field.decimal_places)))  # as stored, 100.00
     if isinstance(value, datetime.datetime):
         return date_format(timezone.localtime(value), "DATETIME_FORMAT")
     if isinstance(value, datetime.date):
@@ -326,8 +328,14 @@ def _history_rows(model: type[models.Model], account: Account, limit: int) -> li
     }
     rows = (
         history.objects.filter(**({"id": account.pk} if model is Account else {"account_id": account.pk}))
-        .exclude(actor_kind=ActorKind.SYSTEM)
-        .annotate(was_history_id=Window(Lag("history_id"), partition_by=[F("id")], order_by=order), **earlier)
+        .annotate(
+            was_history_id=Window(Lag("history_id"), partition_by=[F("id")], order_by=order),
+            # The row's own actor as a window value: filtering on it leaves out the system's rows after the
+            # LAGs have read them (a filter on the column itself would hide them from the LAGs too).
+            by=Window(Max("actor_kind"), partition_by=[F("history_id")]),
+            **earlier,
+        )
+        .exclude(by=ActorKind.SYSTEM)
         .order_by("-history_date", "-history_id")
         .values(
             "id",
