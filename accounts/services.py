@@ -22,7 +22,7 @@ from django.utils.translation import gettext as _
 
 from audit.context import ActorKind, acting_as
 from csm.db import any_of, bulk_insert, bulk_update, bulk_upsert, record_history
-from csm.exceptions import DomainError
+from csm.exceptions import DomainError, unstorable_values
 from csm.models import SyncedModel
 
 from .models import (
@@ -153,8 +153,12 @@ def _check_many(instances: list[M]) -> FieldErrors:
     model = type(instances[0])
     relations = [f for f in model._meta.concrete_fields if f.many_to_one]
     for index, instance in enumerate(instances):
+        unstorable = unstorable_values(instance)
+        for field_name, messages in unstorable.items():
+            _add_error(errors, index, field_name, messages[0])
         try:
-            instance.full_clean(exclude=[f.name for f in relations], validate_unique=False, validate_constraints=False)
+            exclude = [f.name for f in relations] + list(unstorable)
+            instance.full_clean(exclude=exclude, validate_unique=False, validate_constraints=False)
         except ValidationError as error:
             for field_name, messages in error.message_dict.items():
                 for message in messages:
@@ -182,8 +186,8 @@ def _check_many(instances: list[M]) -> FieldErrors:
         first_at: dict[Any, int] = {}
         for index, instance in enumerate(instances):
             value = getattr(instance, unique.attname)
-            if value is None:
-                continue
+            if value is None or unique.name in errors.get(index, {}):
+                continue  # an invalid value is not looked up (text no database stores would fail the query)
             if value in first_at:
                 _add_error(
                     errors,

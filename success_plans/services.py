@@ -524,8 +524,15 @@ def targets_measure_bulk(*, measurements: Iterable[Measurement]) -> list[TargetM
             errors += [f"value: {message}" for message in error.messages]
             value = None
         when = m.measured_at or now
-        if when > now + FUTURE_SLACK:
-            errors.append(_("measured at: a reading cannot be in the future."))
+        if timezone.is_naive(when):
+            when = timezone.make_aware(when)
+        try:
+            when.astimezone(datetime.UTC)  # stored in UTC
+        except OverflowError:
+            errors.append(_("measured at: the date and time is out of range."))
+        else:
+            if when > now + FUTURE_SLACK:
+                errors.append(_("measured at: a reading cannot be in the future."))
         if errors:
             problems[str(index)] = errors
             continue

@@ -33,6 +33,7 @@ def usage_value(raw) -> tuple[Decimal | None, str | None]:
 
 # Django's `validate_slug` pattern, compiled here: its lazy regex costs a proxy call per record.
 SLUG = re.compile(r"^[-a-zA-Z0-9_]+\Z")
+METRIC_MAX_LENGTH = UsageRecord._meta.get_field("metric").max_length
 
 
 def _clean(record: dict) -> tuple[dict | None, list[str]]:
@@ -41,6 +42,8 @@ def _clean(record: dict) -> tuple[dict | None, list[str]]:
     metric = record.get("metric")
     if not SLUG.search(str(metric or "")):
         errors.append(_("metric: a slug (letters, digits, - and _) is required."))
+    elif len(str(metric)) > METRIC_MAX_LENGTH:
+        errors.append(_("metric: at most %(count)d characters.") % {"count": METRIC_MAX_LENGTH})
     day = record.get("date")
     if not isinstance(day, datetime.date):
         errors.append(_("date: a date is required."))
