@@ -72,7 +72,7 @@ class CsmModelAdmin(SimpleHistoryAdmin):
 
     # The unfiltered total next to a filtered count is a second COUNT(*) over the whole table.
     show_full_result_count = False
-    history_list_display = ["actor_kind", "actor_label"]
+    history_list_display = ["by"]
 
     def __init__(self, model, admin_site) -> None:
         super().__init__(model, admin_site)
@@ -91,6 +91,10 @@ class CsmModelAdmin(SimpleHistoryAdmin):
         if request.method != "GET":
             raise PermissionDenied
         return super().history_form_view(request, object_id, version_id, extra_context)
+
+    def by(self, record) -> str:
+        """Who made a recorded change: its kind (user, partner key, rule, task, import, system) and name."""
+        return f"{record.get_actor_kind_display()}: {record.actor_label}"
 
     def revert_disabled(self, request, obj=None) -> bool:
         return True
