@@ -28,7 +28,7 @@ from accounts.models import Account, Tier
 from csm.roles import LEADER_GROUP
 from demo.bench import BenchError, Figure, measure
 from metrics.history import month_index, month_start
-from metrics.models import Alert, HealthSnapshot, RevenueMonth
+from metrics.models import Alert, HealthSnapshot, PortfolioHistory, RevenueMonth
 
 REPEATS = 20
 WARM_UP = 2
@@ -57,6 +57,11 @@ def prepare(*, today: datetime.date, report: Callable[[str], None]) -> None:
     if not RevenueMonth.objects.filter(month=today.replace(day=1)).exists():
         report("  recomputing the revenue bridge (recompute_revenue) …")
         call_command("recompute_revenue", "--to", f"{today:%Y-%m}", stdout=_Quiet())
+    if not PortfolioHistory.objects.exists():  # a bridge stored before the history figures were
+        from metrics.services.portfolio import portfolio_history_recompute
+
+        report("  storing the portfolio's history figures …")
+        portfolio_history_recompute(on=today)
     if not HealthSnapshot.objects.filter(date=today).exists():
         report("  scoring health (recompute_health) …")
         call_command("recompute_health", "--date", today.isoformat(), stdout=_Quiet())
@@ -103,6 +108,8 @@ def pages(*, today: datetime.date) -> list[Page]:
         Page("my day (CSM)", CSM, "/"),
         Page("my day (leader, a CSM's)", LEADER, f"/?csm={csm.pk}"),
         Page("accounts list", CSM, "/accounts/"),
+        Page("accounts, a CSM typed by name", CSM, f"/accounts/?{urlencode({'owner': CSM, 'ordering': '-arr'})}"),
+        Page("owner picker suggestions", CSM, f"/accounts/owners/?{urlencode({'owner': CSM[:-2]})}"),
         Page("accounts filtered, p1", CSM, f"/accounts/?{urlencode(filters)}"),
         Page(f"accounts filtered, p{deep}", CSM, f"/accounts/?{urlencode({**filters, 'page': deep})}"),
         Page("account 360", CSM, f"/account/{account}/"),
