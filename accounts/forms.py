@@ -10,6 +10,33 @@ from django.utils.translation import gettext_lazy as _
 from .models import Account, Contact, Touch
 
 DATETIME_LOCAL = "%Y-%m-%dT%H:%M"
+# Dates a person types in the workspace fall in this range; outside it they are typing mistakes (year 20256,
+# 0026) and, near the calendar's ends, moments the database cannot convert to UTC.
+EARLIEST_DATE = datetime.date(1900, 1, 1)
+LATEST_DATE = datetime.date(2199, 12, 31)
+
+
+def validate_workspace_date(value: datetime.date) -> None:
+    """Refuse a date or moment outside EARLIEST_DATE..LATEST_DATE."""
+    day = value.date() if isinstance(value, datetime.datetime) else value
+    if not EARLIEST_DATE <= day <= LATEST_DATE:
+        raise ValidationError(
+            _("Enter a date between %(first)s and %(last)s."),
+            code="date_range",
+            params={"first": EARLIEST_DATE.isoformat(), "last": LATEST_DATE.isoformat()},
+        )
+
+
+class WorkspaceDateField(forms.DateField):
+    """A date within EARLIEST_DATE..LATEST_DATE."""
+
+    default_validators = [validate_workspace_date]
+
+
+class WorkspaceDateTimeField(forms.DateTimeField):
+    """A moment on a day within EARLIEST_DATE..LATEST_DATE."""
+
+    default_validators = [validate_workspace_date]
 
 
 def _now_to_the_minute() -> datetime.datetime:
@@ -23,7 +50,7 @@ class TouchForm(forms.Form):
     """
 
     kind = forms.ChoiceField(label=_("Kind"), choices=Touch.Kind.choices, initial=Touch.Kind.CALL)
-    occurred_at = forms.DateTimeField(
+    occurred_at = WorkspaceDateTimeField(
         label=_("When"),
         initial=_now_to_the_minute,
         input_formats=[DATETIME_LOCAL, "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M", "%Y-%m-%d %H:%M:%S"],
@@ -45,7 +72,7 @@ class TouchForm(forms.Form):
     )
     notes = forms.CharField(label=_("Notes"), required=False, widget=forms.Textarea(attrs={"rows": 4}))
     next_step = forms.CharField(label=_("Next step"), max_length=300, required=False)
-    next_step_due = forms.DateField(
+    next_step_due = WorkspaceDateField(
         label=_("Next step due"),
         required=False,
         widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d"),

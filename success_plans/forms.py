@@ -8,6 +8,7 @@ from django.db.models import Q, QuerySet
 from django.utils.text import Truncator
 from django.utils.translation import gettext_lazy as _
 
+from accounts.forms import WorkspaceDateField, WorkspaceDateTimeField
 from csm.exceptions import DomainError
 from csm.roles import CSM_GROUP, LEADER_GROUP
 
@@ -84,8 +85,8 @@ class PlanNewForm(forms.Form):
         widget=forms.Textarea(attrs={"rows": 3}),
         help_text=_("The customer's own words for success."),
     )
-    start_date = forms.DateField(label=_("Start date"), widget=DateInput())
-    target_date = forms.DateField(
+    start_date = WorkspaceDateField(label=_("Start date"), widget=DateInput())
+    target_date = WorkspaceDateField(
         label=_("Target date"),
         required=False,
         widget=DateInput(),
@@ -124,8 +125,8 @@ class PlanEditForm(forms.Form):
     success_definition = forms.CharField(
         label=_("Success definition"), required=False, widget=forms.Textarea(attrs={"rows": 3})
     )
-    start_date = forms.DateField(label=_("Start date"), widget=DateInput())
-    target_date = forms.DateField(label=_("Target date"), required=False, widget=DateInput())
+    start_date = WorkspaceDateField(label=_("Start date"), widget=DateInput())
+    target_date = WorkspaceDateField(label=_("Target date"), required=False, widget=DateInput())
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
@@ -164,7 +165,7 @@ class GoalForm(forms.Form):
     priority = forms.TypedChoiceField(
         label=_("Priority"), choices=Priority.choices, coerce=int, initial=Priority.MEDIUM
     )
-    due_date = forms.DateField(label=_("Due date"), required=False, widget=DateInput())
+    due_date = WorkspaceDateField(label=_("Due date"), required=False, widget=DateInput())
 
 
 class TargetForm(forms.Form):
@@ -172,7 +173,7 @@ class TargetForm(forms.Form):
     unit = forms.CharField(label=_("Unit"), max_length=50, required=False)
     baseline = forms.DecimalField(label=_("Baseline"), initial=0, **VALUE)
     target_value = forms.DecimalField(label=_("Target value"), **VALUE)
-    due_date = forms.DateField(label=_("Due date"), required=False, widget=DateInput())
+    due_date = WorkspaceDateField(label=_("Due date"), required=False, widget=DateInput())
     usage_metric = forms.SlugField(
         label=_("Usage metric"),
         max_length=50,
@@ -183,15 +184,18 @@ class TargetForm(forms.Form):
 
 class ReadingForm(forms.Form):
     value = forms.DecimalField(label=_("Value"), **VALUE)
-    measured_at = forms.DateTimeField(
-        label=_("Measured at"), required=False, widget=DateTimeInput(), help_text=_("Now, unless you say when.")
+    measured_at = WorkspaceDateTimeField(
+        label=_("Measured at"),
+        required=False,
+        widget=DateTimeInput(),
+        help_text=_("Now, unless you say when."),
     )
 
 
 class InitiativeForm(forms.Form):
     title = forms.CharField(label=_("Title"), max_length=200)
     owner = UserChoiceField(label=_("Owner"), queryset=get_user_model().objects.none(), required=False)
-    due_date = forms.DateField(label=_("Due date"), required=False, widget=DateInput())
+    due_date = WorkspaceDateField(label=_("Due date"), required=False, widget=DateInput())
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
