@@ -172,7 +172,8 @@ def _recording(
     if connection.vendor == "postgresql":
         sql = (
             f"WITH r AS (SELECT * FROM {_json_rows(fields)}), "
-            f"old AS (SELECT t.* FROM {table} t JOIN r ON {found('t')}), "
+            # Materialised: once inlined, the planner rereads the batch for each row written.
+            f"old AS MATERIALIZED (SELECT t.* FROM {table} t JOIN r ON {found('t')}), "
             f"new AS ({write.format(rows='r')} RETURNING {table}.*) "
             f"{head} SELECT {values('new')}, {marks}, {kind} FROM new LEFT JOIN old ON old.{pk} = new.{pk} "
             f"WHERE old.{pk} IS NULL OR ({values('old')}) IS DISTINCT FROM ({values('new')})"
