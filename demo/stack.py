@@ -103,6 +103,30 @@ class Stack:
             return []
         return [(self.process.pid, _start_time(self.process.pid)), *descendants(self.process.pid)]
 
+    def wait_idle(self, timeout: float = 300) -> None:
+        """Wait until the broker's queue is empty and the worker runs nothing, twice in a row: the recomputes the
+        writes queued are done, so the database is quiet (a test's teardown may empty it)."""
+        from celery import Celery
+        from redis import Redis
+
+        broker = self.env["CELERY_BROKER_URL"]
+        client = Redis.from_url(broker)
+        app = Celery(set_as_current=False, broker=broker, config_source={"broker_read_url": broker})
+        idle_polls, deadline = 0, time.monotonic() + timeout
+        try:
+            while idle_polls < 2:
+                if time.monotonic() > deadline:
+                    raise StackError(f"The worker was still busy after {timeout} s:\n{self.log()[-3000:]}")
+                busy = client.llen("celery")
+                inspect = app.control.inspect(timeout=2)
+                for answer in (inspect.active() or {}, inspect.reserved() or {}):
+                    busy += sum(len(tasks) for tasks in answer.values())
+                idle_polls = idle_polls + 1 if busy == 0 else 0
+                time.sleep(0.5)
+        finally:
+            client.close()
+            app.close()
+
     def stop(self, timeout: float = 90) -> int:
         """SIGTERM to the supervisor, as a service manager stops it; returns its exit code."""
         if self.process is None:
