@@ -463,6 +463,7 @@ GROUPS = {
     "workers": "demo.bench_workers.run_figures",
     "api": "demo.bench_api.run_figures",
     "health": "demo.bench_health.run_figures",
+    "load": "demo.bench_load.run_figures",
 }
 
 
