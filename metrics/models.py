@@ -266,8 +266,9 @@ class RevenueMonth(TimeStampedModel):
 
 class PortfolioHistory(TimeStampedModel):
     """The portfolio's figures that follow accounts month by month: cohort retention and upsell timing
-    (SPEC 4), as the nightly revenue step last summed them from each account's month-end MRR steps. One row;
-    the page reads it instead of summing the history on every request.
+    (SPEC 4), as the nightly revenue step last summed them from each account's month-end MRR steps, with the
+    book's concentration and time to value then. One row; the page reads it instead of summing the history
+    and ranking every account on each request.
     """
 
     through = models.DateField(_("history through"), help_text=_("The last month of the history (its first day)."))
@@ -276,6 +277,8 @@ class PortfolioHistory(TimeStampedModel):
     cohorts = models.JSONField(_("cohorts"), default=list)
     # [[months from the first paid month to the first expansion, accounts], ...]
     upsell_delays = models.JSONField(_("upsell delays"), default=list)
+    # The book as it stood then: {"concentration": {...}, "time_to_value": {...}}, money and days as text.
+    book = models.JSONField(_("book figures"), default=dict)
 
     class Meta:
         verbose_name = _("portfolio history")

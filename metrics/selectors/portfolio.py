@@ -26,6 +26,7 @@ from metrics.selectors.revenue import (
     ChurnAnalysis,
     ChurnGroup,
     Cohort,
+    Concentration,
     UpsellTiming,
     churns_in_range,
     cohorts_of,
@@ -176,10 +177,17 @@ class StoredHistory(NamedTuple):
     computed_at: datetime.datetime
     cohorts: list[Cohort]
     upsell_timing: UpsellTiming
+    concentration: Concentration
+    time_to_value: dict  # as `revenue.time_to_value`, without each tier's list of days
+
+
+def _decimal(text: str | None) -> Decimal | None:
+    return None if text is None else Decimal(text)
 
 
 def stored_history() -> StoredHistory | None:
-    """The stored cohorts and upsell timing, None before the nightly revenue step first ran. One query."""
+    """The stored cohorts, upsell timing, concentration and time to value, None before the nightly revenue
+    step first ran. One query."""
     row = PortfolioHistory.objects.order_by("-computed_at").first()
     if row is None:
         return None
@@ -188,7 +196,28 @@ def stored_history() -> StoredHistory | None:
         for cohort, accounts, mrr in row.cohorts
     ]
     delays = Counter({months: accounts for months, accounts in row.upsell_delays})
-    return StoredHistory(row.through, row.computed_at, cohorts_of(counts), timing_of(delays))
+    share = row.book.get("concentration") or {"accounts": 0, "top_accounts": 0, "top_arr": "0", "total_arr": "0"}
+    days = row.book.get("time_to_value") or {"median_days": None, "accounts": 0, "by_tier": {}}
+    return StoredHistory(
+        row.through,
+        row.computed_at,
+        cohorts_of(counts),
+        timing_of(delays),
+        {
+            **share,
+            "top_arr": Decimal(share["top_arr"]),
+            "total_arr": Decimal(share["total_arr"]),
+            "top_share": _decimal(share.get("top_share")),
+        },
+        {
+            "median_days": _decimal(days["median_days"]),
+            "accounts": days["accounts"],
+            "by_tier": {
+                tier: {"median_days": _decimal(figures["median_days"]), "count": figures["count"]}
+                for tier, figures in days["by_tier"].items()
+            },
+        },
+    )
 
 
 def _band_bounds(band: str) -> tuple[int, int | None]:

@@ -1,8 +1,9 @@
 """Portfolio: retention, churn, expansion, cohorts, concentration and LTV, with drill-downs.
 
 The page reads the stored revenue bridge (`RevenueMonth`) for the chosen months, and the figures that
-follow accounts month by month (cohorts, upsell timing, churns) as the nightly revenue step stored them
-(`metrics.services.portfolio`), saying when: no account's history is summed per request. Every bridge
+follow accounts month by month (cohorts, upsell timing, churns), with concentration and time to value, as the
+nightly revenue step stored them (`metrics.services.portfolio`), saying when: no account's history is summed
+and no account ranked per request. Every bridge
 figure links to `drilldown`, whose rows add up to the stored figure; churn figures link to
 `churn_drilldown`, a page of the stored churns behind them.
 """
@@ -350,7 +351,7 @@ def portfolio(request: HttpRequest) -> HttpResponse:
         ):
             owners[user.username] = user.pk
             owner_names[user.username] = user.get_full_name() or user.username
-    time_to_value = revenue.time_to_value()
+    time_to_value = history.time_to_value if history else {"median_days": None, "accounts": 0, "by_tier": {}}
     book = rows.months[-1] if rows.months and rows.months[-1].month == last else None
     context.update(
         {
@@ -375,7 +376,7 @@ def portfolio(request: HttpRequest) -> HttpResponse:
             "history": history,
             "cohorts": cohort_rows(history.cohorts) if history else [],
             "cohort_months": range(COHORT_MONTHS + 1),
-            "concentration": revenue.concentration(),
+            "concentration": history.concentration if history else {"accounts": 0},
             "concentration_url": optional_url("accounts:list", params={"ordering": "-arr"}),
             "timing": history.upsell_timing if history else None,
             "churn": churn,

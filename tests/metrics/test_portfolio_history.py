@@ -23,6 +23,7 @@ from metrics.selectors import revenue
 from metrics.services.portfolio import COHORT_MONTHS, portfolio_history_recompute
 from metrics.services.revenue import revenue_recompute
 from metrics.tasks import nightly_workflow
+from success_plans.models import Goal
 from tests import factories
 from tests.metrics.test_portfolio import build_book
 from tests.metrics.test_revenue_selectors import FIRST_DAY, portfolios
@@ -49,6 +50,11 @@ def assert_stored_equals_live(ranges) -> None:
     assert stored.cohorts == revenue.cohort_retention(months_after=COHORT_MONTHS)
     assert stored.cohorts == revenue.cohort_retention(months_after=COHORT_MONTHS, history=history)
     assert stored.upsell_timing == revenue.upsell_timing() == revenue.upsell_timing(history=history)
+    assert stored.concentration == revenue.concentration()
+    live_days = revenue.time_to_value()
+    for figures in live_days["by_tier"].values():
+        del figures["values"]  # each tier's list of days is not stored: the page shows medians and counts
+    assert stored.time_to_value == live_days
     today = timezone.localdate()
     for first, last in ranges:
         live = revenue.churn_analysis(first=first, last=last, until=today)
@@ -92,11 +98,20 @@ def test_stored_figures_equal_the_live_computation_after_writes_and_a_recompute(
     Account.objects.filter(pk=book["C"].pk).update(tier=Tier.objects.get(slug="low-touch"))
     factories.SubscriptionFactory(account=book["C"], product="Seats", mrr=Decimal(90), start_date=D(2025, 8, 1))
     book["A"].subscriptions.filter(mrr=Decimal(1300)).update(start_date=D(2025, 4, 1))
+    plan = factories.SuccessPlanFactory(account=book["D"], start_date=D(2025, 1, 1))
+    factories.GoalFactory(plan=plan, status=Goal.Status.ACHIEVED, achieved_at=D(2025, 2, 15))
+    Account.objects.filter(pk=book["D"].pk).update(mrr=Decimal(9000))
     # Before the recompute the stored figures are the night's: B's second churn is not there yet.
     assert AccountChurn.objects.count() == 2
 
     written = portfolio_history_recompute()
     assert_stored_equals_live(ranges + [(D(2025, 7, 1), D(2025, 12, 1))])
+    stored = selectors.stored_history()
+    # D reached its goal 45 days after its first paid day. Paying now (the accounts' MRR): A 1,300, C 1,000,
+    # D 9,000 and E 300 (B churned), so the top 20 % is ceil(0.8) = 1 account, D.
+    assert stored.time_to_value["by_tier"]["Low touch"] == {"median_days": Decimal(45), "count": 1}
+    assert stored.concentration["top_accounts"] == 1
+    assert stored.concentration["top_arr"] == 12 * Decimal(9000)
     # A's churn in March and B's in October are new, E's churn has its reason now: three rows written;
     # B's April churn did not change and was not rewritten.
     assert written == 3
@@ -206,7 +221,7 @@ def test_the_page_says_when_the_figures_were_computed_or_that_they_were_not(csm_
     build_book()
     revenue_recompute(first=D(2025, 1, 1), last=D(2026, 1, 1))
     html = csm_client.get(PORTFOLIO).content.decode()
-    assert "Cohorts, upsell timing and churn are not computed yet" in html
+    assert "Cohorts, upsell timing, churn, concentration and time to value are not computed yet" in html
     assert csm_client.get(PORTFOLIO).context["cohorts"] == []
     portfolio_history_recompute()
     computed = PortfolioHistory.objects.get().computed_at
