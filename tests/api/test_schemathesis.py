@@ -100,6 +100,25 @@ def with_seeded_references(body):
     return body
 
 
+# Text a hostile or careless client sends: a NUL, a lone surrogate (as a JSON escape), emoji, a spreadsheet
+# formula, markup, a very long string. Each is stored as given or refused with a 4xx, never a 5xx.
+HOSTILE_TEXT = ["a\x00b", "\ud800", "🚀" * 100, "=cmd|' /C calc'!A0", "<script>alert(1)</script>", "x" * 5000]
+
+
+def with_hostile_text(body):
+    """`body` with each text value but the references replaced by hostile text, chosen by its field name."""
+    if isinstance(body, dict):
+        return {
+            name: HOSTILE_TEXT[zlib.crc32(name.encode()) % len(HOSTILE_TEXT)]
+            if isinstance(value, str) and name not in REFERENCES
+            else with_hostile_text(value)
+            for name, value in body.items()
+        }
+    if isinstance(body, list):
+        return [with_hostile_text(item) for item in body]
+    return body
+
+
 def mapped(strategy, function):
     """`strategy` with `function` applied to each generated value (kept in schemathesis's wrapper)."""
     return strategy.map(
@@ -128,8 +147,10 @@ def before_generate_path_parameters(context, strategy):
 
 @schema.hook
 def before_generate_body(context, strategy):
-    """Half the bodies reference seeded objects, so writes reach the services."""
-    return st.one_of(strategy, mapped(strategy, with_seeded_references))
+    """Two bodies in three reference seeded objects, so writes reach the services; one of those has hostile
+    text in every other text field."""
+    hostile = mapped(strategy, lambda body: with_hostile_text(with_seeded_references(body)))
+    return st.one_of(strategy, mapped(strategy, with_seeded_references), hostile)
 
 
 def seed() -> str:
