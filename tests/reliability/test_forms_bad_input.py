@@ -3,41 +3,20 @@ initiatives. Each bad value comes back on the form with its message (200, or 400
 nothing is written; text with HTML in it is shown escaped."""
 
 import html
-from decimal import Decimal
 
 import pytest
 from django.urls import reverse
 
 from accounts.models import Touch
 from success_plans.models import Goal, SuccessPlan
-from tests import factories
 from tests.reliability.test_imports import table_counts
+from tests.success_plans.test_views import account, goal, plan, target  # noqa: F401 (fixtures)
+
+# ruff: noqa: F811 (tests take the plan page tests' fixtures, imported above, as arguments)
 
 pytestmark = pytest.mark.django_db
 SCRIPT = "<script>alert(1)</script>"
 DATE_RANGE = "Enter a date between 1900-01-01 and 2199-12-31."
-
-
-@pytest.fixture
-def account(csm_user):
-    return factories.AccountFactory(owner=csm_user, name="Acme")
-
-
-@pytest.fixture
-def plan(account):
-    return factories.SuccessPlanFactory(account=account, title="Acme year one")
-
-
-@pytest.fixture
-def goal(plan):
-    return factories.GoalFactory(plan=plan, title="Adoption")
-
-
-@pytest.fixture
-def target(goal):
-    return factories.TargetFactory(
-        goal=goal, name="Weekly users", baseline=Decimal(10), target_value=Decimal(110), current_value=None
-    )
 
 
 def refused(client, url: str, data: dict, message: str, status: int = 200) -> str:
