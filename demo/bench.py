@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from celery.result import allow_join_result
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.db import connection, connections, models
@@ -425,6 +426,12 @@ LEFT JOIN touches t ON t.account_id = a.id
 LEFT JOIN mrr m ON m.account_id = a.id
 """
 
+# The MRR refresh's floor: every account's MRR on the day.
+MRR_FLOOR = """
+SELECT account_id, SUM(mrr) FROM accounts_subscription
+WHERE start_date <= %(d)s AND (end_date IS NULL OR end_date > %(d)s) GROUP BY account_id
+"""
+
 REVENUE_FLOOR = """
 SELECT s.account_id, month_end, SUM(s.mrr)
 FROM generate_series(%(first)s::date, %(last)s::date, interval '1 month') AS m(month_start)
@@ -483,7 +490,21 @@ def run_figures(*, today: datetime.date, accounts: int, report: Callable[[str], 
     health_floor = sql_fetch_all(HEALTH_FLOOR, {"d": today})
     revenue_floor = sql_fetch_all(REVENUE_FLOOR, {"first": first, "last": last})
     size = f"{accounts:,} accounts"
-    both = f"{HEALTH_FLOOR.strip()}\n\n{REVENUE_FLOOR.strip()}"
+    # The nightly chain's floor: the floors of the steps it runs, one after another. It refreshes MRR,
+    # builds the bridge, scores health on the day and on the usage-lag day, then evaluates alerts, which
+    # read what health reads (tier rules and usage-linked targets are left out: they read little).
+    lag_day = today - datetime.timedelta(days=settings.CSM_USAGE_LAG_DAYS)
+    nightly_floors = [
+        sql_fetch_all(MRR_FLOOR, {"d": today}),
+        revenue_floor,
+        health_floor,
+        *([sql_fetch_all(HEALTH_FLOOR, {"d": lag_day})] if lag_day != today else []),
+        health_floor,
+    ]
+    nightly_sql = (
+        f"-- nightly chain: MRR on the day, the revenue floor, the health floor on the day and on the "
+        f"usage-lag day ({lag_day}), the health floor again for alerts\n{MRR_FLOOR.strip()}"
+    )
 
     def new_day() -> None:
         """The night's case: no snapshot of the day yet (a rerun leaves unchanged ones alone, which is cheaper)."""
@@ -514,8 +535,8 @@ def run_figures(*, today: datetime.date, accounts: int, report: Callable[[str], 
             "nightly chain",
             new_day,
             nightly,
-            lambda: (health_floor(), revenue_floor()),
-            both,
+            lambda: [floor() for floor in nightly_floors],
+            f"{nightly_sql}\n\n{HEALTH_FLOOR.strip()}\n\n{REVENUE_FLOOR.strip()}",
         ),
     ]
     figures = []

@@ -17,7 +17,7 @@ from collections.abc import Callable, Generator, Iterable, Iterator
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
 from itertools import chain, groupby, islice
-from operator import itemgetter
+from operator import is_not, itemgetter
 
 from django.db import IntegrityError, connection, transaction
 from django.db.models import Count, DecimalField, F, Max, Min, OuterRef, Q, QuerySet, Subquery, Sum, Value
@@ -155,6 +155,7 @@ ZERO, HUNDRED, ONE = Decimal(0), Decimal(100), Decimal(1)
 REPEATING_KINDS = {Kind.ENGAGEMENT, Kind.SENTIMENT, Kind.PLAN_PROGRESS, Kind.RENEWAL_PROXIMITY, Kind.USAGE_LEVEL}
 MEMO_SIZE = 10_000  # raw values remembered per component
 FLOAT_MARGIN = 1e-12  # relative distance from a rounding tie within which floats defer to Decimal
+UNSEEN = object()
 
 
 class Scorer:
@@ -176,7 +177,10 @@ class Scorer:
         self._memos: list[dict | None] = [{} if c.kind in REPEATING_KINDS else None for c in self.components]
         self._float_thresholds = [(float(bad), float(span)) for bad, span in self._thresholds]
         self._float_memos: list[dict | None] = [{} if memo is not None else None for memo in self._memos]
-        self._float_weights: dict[tuple[bool, ...], list[float] | None] = {}
+        # Per set of components with data: each one's weight as a float and the end of its explanation (the
+        # weight as shown); None when none has data.
+        self._float_terms: dict[tuple[bool, ...], list[tuple[float, str]] | None] = {}
+        self._nones = [None] * len(self.components)
         self._scores: dict[int, tuple[Decimal, str]] = {}  # tenths of a point -> (score, band)
 
     def _weights_for(self, measured: tuple[bool, ...]) -> tuple[list[Decimal | None], list[float]] | None:
@@ -227,17 +231,21 @@ class Scorer:
         Every shown figure is a rounding of a value both computations agree on to about 1e-15 relative:
         away from a tie by more than FLOAT_MARGIN, the rounded figures are identical.
         """
-        measured = tuple(raw is not None for raw in raws)
-        found = self._weights_for(measured)
-        if found is None:
+        measured = tuple(map(is_not, raws, self._nones))
+        terms = self._float_terms.get(measured, UNSEEN)
+        if terms is UNSEEN:
+            found = self._weights_for(measured)
+            terms = self._float_terms[measured] = (
+                None
+                if found is None
+                else [(float(w) if w is not None else 0.0, f", {shown!r}]") for w, shown in zip(*found, strict=True)]
+            )
+        if terms is None:
             return None
-        weights = self._float_weights.get(measured)
-        if weights is None:
-            weights = self._float_weights[measured] = [float(w) if w is not None else 0.0 for w in found[0]]
         weighted = 0.0
         explained = []
-        for (bad, span), memo, raw, weight, shown in zip(
-            self._float_thresholds, self._float_memos, raws, weights, found[1], strict=True
+        for (bad, span), memo, raw, (weight, shown) in zip(
+            self._float_thresholds, self._float_memos, raws, terms, strict=True
         ):
             if raw is None:
                 explained.append("null")
@@ -250,7 +258,7 @@ class Scorer:
             if scored is Inexact:
                 return Inexact
             weighted += scored[0] * weight
-            explained.append(f"[{scored[1]}, {shown!r}]")
+            explained.append(f"[{scored[1]}{shown}")
         tenths = weighted * 10.0
         if abs(tenths - math.floor(tenths) - 0.5) < FLOAT_MARGIN * 1000:
             return Inexact
@@ -331,9 +339,18 @@ def usage_window_sums(
     """Per account in `scope` (a Q over `account_id`), in id order: {"account_id", then per named window
     {name: (metric, first, last)} the metric's sum over it, and per named day {name: (metric, day)} its
     value that day; None when there is no row}. One GROUP BY scan."""
-    values_on = values_on or {}
     if not windows and not values_on:
         return iter(())
+    return stream_rows(usage_window_query(scope, windows, values_on))
+
+
+def usage_window_query(
+    scope: Q,
+    windows: dict[str, tuple[str, datetime.date, datetime.date]],
+    values_on: dict[str, tuple[str, datetime.date]] | None = None,
+) -> QuerySet:
+    """The values() query of `usage_window_sums` (at least one window or day)."""
+    values_on = values_on or {}
     spans = [*windows.values(), *((metric, day, day) for metric, day in values_on.values())]
     aggregates = {
         name: Sum("value", filter=Q(metric=metric, date__gte=low, date__lte=high), output_field=VALUE)
@@ -344,7 +361,7 @@ def usage_window_sums(
         name: Max("value", filter=Q(metric=metric, date=day), output_field=VALUE)
         for name, (metric, day) in values_on.items()
     }
-    return stream_rows(
+    return (
         UsageRecord.objects.filter(
             scope,
             metric__in={span[0] for span in spans},
@@ -396,14 +413,22 @@ def stream_rows(queryset: QuerySet) -> Iterator[dict]:
     start as it does for a server-side cursor. PostgreSQL's driver gives final types (Decimal, aware
     datetimes, dates), so Django's converters are skipped there.
     """
-    query = queryset.query
-    names = [*query.extra_select, *query.values_select, *query.annotation_select]
-    if connection.vendor == "postgresql":
-        rows = received_rows(queryset)
-    else:
-        rows = query.get_compiler(queryset.db).results_iter(chunk_size=STREAM_ROWS)
-    for row in rows:
+    names = row_names(queryset)
+    for row in stream_tuples(queryset):
         yield dict(zip(names, row, strict=True))
+
+
+def row_names(queryset: QuerySet) -> list[str]:
+    """The names of a values() queryset's columns, in the order of its rows' values."""
+    query = queryset.query
+    return [*query.extra_select, *query.values_select, *query.annotation_select]
+
+
+def stream_tuples(queryset: QuerySet) -> Iterator[tuple]:
+    """`stream_rows` as tuples, in `row_names` order: no dict per row where the positions are known."""
+    if connection.vendor == "postgresql":
+        return received_rows(queryset)
+    return queryset.query.get_compiler(queryset.db).results_iter(chunk_size=STREAM_ROWS)
 
 
 def received_rows(queryset: QuerySet) -> Iterator[tuple]:
@@ -440,6 +465,25 @@ class RowsByAccount:
                 break
             self.current = (group[0], list(group[1]))
         return self.current[1] if self.current[0] == account_id else []
+
+
+class RowAt:
+    """The rows of a values() query whose first column is the account id, one row per account in id order,
+    handed out as tuples alongside accounts walked in the same order (a row of None without one); `at(name)`
+    is a column's position in them (that of an always-None value when the query lacks it or there is none)."""
+
+    def __init__(self, queryset: QuerySet | None) -> None:
+        names = row_names(queryset) if queryset is not None else []
+        self.positions = {name: k for k, name in enumerate(names)}
+        self.missing = (None,) * (len(names) + 1)
+        self.rows = RowsByAccount(stream_tuples(queryset) if queryset is not None else (), key=itemgetter(0))
+
+    def at(self, name: str) -> int:
+        return self.positions.get(name, len(self.missing) - 1)
+
+    def __call__(self, account_id: int) -> tuple:
+        rows = self.rows(account_id)
+        return (*rows[0], None) if rows else self.missing
 
 
 class Pass:
@@ -538,45 +582,48 @@ class Pass:
                 windows[f"prior_{metric}_{i}"] = (metric, prior_first, prior_last)
             for metric in self.level_metrics:
                 values_on[f"on_{metric}_{i}"] = (metric, day)
-        usage = RowsByAccount(
-            usage_window_sums(self.scope.q("account_id"), windows, values_on), key=itemgetter("account_id")
+        usage = RowAt(
+            usage_window_query(self.scope.q("account_id"), windows, values_on) if windows or values_on else None
         )
-        touches = RowsByAccount(self._touch_aggregates(), key=itemgetter("account_id"))
-        names = [
+        touches = RowAt(self._touch_aggregates())
+        # Per day: (metric, position of its recent and prior sums) per trend metric, (metric, position of
+        # the day's value) per level metric, the positions of the touches' latest, sentiment total and count.
+        at = [
             (
-                [(m, f"recent_{m}_{i}", f"prior_{m}_{i}") for m in self.trend_metrics],
-                [(m, f"on_{m}_{i}") for m in self.level_metrics],
-                (f"last_{i}", f"total_{i}", f"count_{i}"),
+                [(m, usage.at(f"recent_{m}_{i}"), usage.at(f"prior_{m}_{i}")) for m in self.trend_metrics],
+                [(m, usage.at(f"on_{m}_{i}")) for m in self.level_metrics],
+                (touches.at(f"last_{i}"), touches.at(f"total_{i}"), touches.at(f"count_{i}")),
             )
             for i in range(len(self.days))
         ]
+        zone = self.zone
         while True:
             account, _row = yield
-            sums = next(iter(usage(account.pk)), {})
-            touched = next(iter(touches(account.pk)), {})
-            for i, (trends, levels, (last_name, total_name, count_name)) in enumerate(names):
-                for metric, recent_name, prior_name in trends:
-                    recent = sums.get(recent_name)
-                    account.trend[metric][i] = (ZERO if recent is None else recent, sums.get(prior_name))
-                for metric, name in levels:
-                    value = sums.get(name)
+            sums = usage(account.pk)
+            touched = touches(account.pk)
+            for i, (trends, levels, (last_at, total_at, count_at)) in enumerate(at):
+                for metric, recent_at, prior_at in trends:
+                    recent = sums[recent_at]
+                    account.trend[metric][i] = (ZERO if recent is None else recent, sums[prior_at])
+                for metric, value_at in levels:
+                    value = sums[value_at]
                     if value is None:  # no row that day: the latest before it, read with the batch
                         self.level_misses.setdefault((metric, i), []).append(account)
                     account.level[metric][i] = value
-                last = touched.get(last_name)
-                account.last_touch[i] = last.astimezone(self.zone).date() if last is not None else None
-                account.sentiment[i] = sentiment_mean(touched.get(total_name), touched.get(count_name))
+                last = touched[last_at]
+                account.last_touch[i] = last.astimezone(zone).date() if last is not None else None
+                account.sentiment[i] = sentiment_mean(touched[total_at], touched[count_at])
 
-    def _touch_aggregates(self) -> Iterator[dict]:
+    def _touch_aggregates(self) -> QuerySet | None:
         if not self.touches_needed:
-            return iter(())
+            return None
         aggregates = {}
         for i, end in enumerate(self.ends):
             window = Q(occurred_at__lt=end, occurred_at__gte=end - datetime.timedelta(days=SENTIMENT_DAYS))
             aggregates[f"last_{i}"] = Max("occurred_at", filter=Q(occurred_at__lt=end))
             aggregates[f"total_{i}"] = Sum("sentiment", filter=window)
             aggregates[f"count_{i}"] = Count("sentiment", filter=window)
-        return stream_rows(
+        return (
             Touch.objects.alive()
             .filter(self.scope.q("account_id"), occurred_at__lt=self.ends[-1])
             .values("account_id")
@@ -753,20 +800,28 @@ def snapshots_write(rows: list[tuple], *, unchanged_kept: bool = False, fresh: b
 
     PostgreSQL: COPY into a temporary table, then one INSERT … ON CONFLICT; elsewhere the shared JSON upsert.
     With `unchanged_kept`, PostgreSQL leaves a snapshot that would not change as it is (its updated_at
-    too, so partners syncing snapshots see only real changes). `fresh` rows clash with none (the caller
-    has deleted their days): PostgreSQL copies them straight into the table.
+    too, so partners syncing snapshots see only real changes). `fresh` rows are expected to clash with none
+    (their days had no snapshots): PostgreSQL copies them straight into the table, upserting them only if one
+    clashes after all.
     """
     if not rows:
         return 0
     if fresh and connection.vendor == "postgresql":
-        with (
-            connection.cursor() as cursor,
-            cursor.cursor.copy(
-                f"COPY {HealthSnapshot._meta.db_table} ({', '.join(SNAPSHOT_COLUMNS)}) FROM STDIN"
-            ) as copy,
-        ):
-            copy.write("".join(_copy_line(row) for row in rows))
-        return len(rows)
+        try:
+            # A savepoint: should a concurrent run have written one of these snapshots meanwhile, the rows
+            # are upserted instead.
+            with (
+                transaction.atomic(),
+                connection.wrap_database_errors,
+                connection.cursor() as cursor,
+                cursor.cursor.copy(
+                    f"COPY {HealthSnapshot._meta.db_table} ({', '.join(SNAPSHOT_COLUMNS)}) FROM STDIN"
+                ) as copy,
+            ):
+                copy.write("".join(_copy_line(row) for row in rows))
+            return len(rows)
+        except IntegrityError:
+            pass
     if connection.vendor != "postgresql":
         names = ("account", "date", "score", "band", "model_version", "components", "created_at", "updated_at")
         return bulk_upsert(
@@ -846,19 +901,22 @@ def _recompute_days(days: list[datetime.date], scope: Scope, scorer: Scorer) -> 
     latest_new: dict[int, tuple[int, bool]] = {}
     written, rows = 0, []
     seen: list[int] = []  # every live account in scope
+    # The night's case: the days have no snapshots in scope yet, so none can be stale and the new ones go
+    # straight into the table.
+    fresh = not HealthSnapshot.objects.filter(scope.q("account_id"), date__in=days).exists()
     for account, i, score in health_scores(days=days, scope=scope, scorer=scorer, seen=seen):
         rows.append(_snapshot_row(account.pk, days[i], score, scorer.model.pk, stamps[i]))
         scored[i].add(account.pk)
         latest_new[account.pk] = (i, (account.health_score, account.health_band) != (score.score, score.band))
         if len(rows) == COPY_ROWS:
-            written += snapshots_write(rows, unchanged_kept=True)
+            written += snapshots_write(rows, unchanged_kept=True, fresh=fresh)
             rows = []
-    written += snapshots_write(rows, unchanged_kept=True)
+    written += snapshots_write(rows, unchanged_kept=True, fresh=fresh)
     # The day's snapshots of accounts this run did not score are stale: those of live accounts it read
-    # but did not score that day, and those of deleted accounts.
+    # but did not score that day, and those of deleted accounts (none when the days had none).
     lost: set[int] = set()  # accounts that lost a snapshot
     deleted = HealthSnapshot.objects.filter(scope.q("account_id"), account__deleted_at__isnull=False)
-    for day, day_scored in zip(days, scored, strict=True):
+    for day, day_scored in [] if fresh else zip(days, scored, strict=True):
         unscored = [pk for pk in seen if pk not in day_scored]
         stale = list(deleted.filter(date=day).values_list("account_id", flat=True))
         for first in range(0, len(unscored), CHUNK_SIZE):

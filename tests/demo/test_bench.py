@@ -50,6 +50,9 @@ def test_bench_loads_the_data_set_and_prints_every_figure_against_its_floor():
         line = next(line for line in output.splitlines() if line.startswith(figure))
         assert "30 accounts" in line and line.split()[-3].endswith("x")
     assert "metrics_usagerecord" in output and "Floor queries:" in output
+    # The nightly chain's floor is the floors of its steps, the health floor once per day it scores.
+    assert "-- nightly chain: MRR on the day, the revenue floor, the health floor on the day and on the " in output
+    assert "SELECT account_id, SUM(mrr) FROM accounts_subscription" in output
 
     # The same seed gives the same data; a database with accounts needs --yes.
     first = list(Subscription.objects.order_by("account_id", "start_date", "product").values_list("mrr", "start_date"))

@@ -212,10 +212,14 @@ def make_accounts(n: int) -> None:
     )
 
 
-def count_queries() -> int:
-    with CaptureQueriesContext(connection) as queries:
+def count_queries() -> tuple[int, int]:
+    """Queries of a recompute of a day without snapshots, then of the same day again over them."""
+    HealthSnapshot.objects.filter(date=ON).delete()
+    with CaptureQueriesContext(connection) as new_day:
         health_recompute(on=ON)
-    return len(queries)
+    with CaptureQueriesContext(connection) as again:
+        health_recompute(on=ON)
+    return len(new_day), len(again)
 
 
 def test_query_count_does_not_grow_with_the_number_of_accounts():
@@ -329,3 +333,46 @@ class TestActivation:
         with pytest.raises(DomainError, match="at least one component with a weight above zero"):
             health_model_activate(model=model)
         assert not HealthModel.objects.get(pk=model.pk).is_active
+
+
+def snapshot_rows(day: datetime.date) -> list[tuple]:
+    return list(
+        HealthSnapshot.objects.filter(date=day)
+        .order_by("account_id")
+        .values_list("account_id", "score", "band", "model_version_id", "components")
+    )
+
+
+def test_a_day_without_snapshots_gets_those_a_rerun_over_stored_ones_gives(account):
+    other = factories.AccountFactory(customer_since=D(2025, 1, 1), renewal_date=D(2026, 9, 1))
+    factories.SubscriptionFactory(account=other, start_date=D(2025, 1, 1))
+    for each in (account, other):
+        usage(each, "active_users", ON - datetime.timedelta(days=59), ON - datetime.timedelta(days=30), 10)
+        usage(each, "active_users", ON - datetime.timedelta(days=29), ON, 8)
+        usage(each, "seats_licensed", ON - datetime.timedelta(days=59), ON, 20)
+
+    assert health_recompute(on=ON) == 2  # a new day: written straight into the table on PostgreSQL
+    new_day = snapshot_rows(ON)
+    # Over a stored snapshot (with other figures), the same day is upserted: the same snapshots.
+    HealthSnapshot.objects.filter(date=ON, account=other).update(score=Decimal("1.0"), band="red", components=[])
+    assert health_recompute(on=ON) == 2
+    assert snapshot_rows(ON) == new_day
+    assert [row[0] for row in new_day] == [account.pk, other.pk]
+    # Trend 8 * 30 / (10 * 30) = 0.8 scores 50 (bad 0.6, good 1.0) in both.
+    trends = [explained(s)["usage_trend"] for s in HealthSnapshot.objects.filter(date=ON).order_by("account_id")]
+    assert [(t["raw"], t["score"]) for t in trends] == [(0.8, 50.0), (0.8, 50.0)]
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="only PostgreSQL copies new snapshots straight in")
+def test_new_snapshots_that_clash_with_a_stored_one_replace_it(account):
+    from metrics.services.health import snapshots_write
+
+    model = HealthModel.objects.get(is_active=True)
+    stamp = datetime.datetime(2026, 6, 30, 12, tzinfo=datetime.UTC)
+    HealthSnapshot.objects.create(account=account, date=ON, score=Decimal("10.0"), band="red", model_version=model)
+    rows = [(account.pk, ON, Decimal("75.5"), "green", model.pk, "[null]", stamp, stamp)]
+
+    assert snapshots_write(rows, fresh=True) == 1
+
+    snapshot = HealthSnapshot.objects.get(account=account, date=ON)
+    assert (snapshot.score, snapshot.band, snapshot.components) == (Decimal("75.5"), "green", [None])

@@ -5,6 +5,7 @@ import datetime
 from decimal import Decimal
 
 import pytest
+from django.db import connection
 from django.utils import timezone
 
 from accounts.models import Account, Subscription
@@ -36,8 +37,9 @@ def portfolio(accounts: int) -> None:
 def test_a_recompute_costs_the_same_queries_for_3_and_30_accounts(accounts, django_assert_num_queries):
     portfolio(accounts)
     # The savepoint, the bridge summed per segment beside the stored rows (one statement), one upsert of
-    # the new rows, the release.
-    with django_assert_num_queries(4):
+    # the new rows, the release; PostgreSQL copies the new rows in instead (COPY is not counted) inside a
+    # savepoint of their own.
+    with django_assert_num_queries(5 if connection.vendor == "postgresql" else 4):
         written = revenue_recompute(first=D(2025, 1, 1), last=D(2026, 6, 1))
     assert written == RevenueMonth.objects.count()
     # From the first line on (one more query: its month), nothing changed: nothing is written.
