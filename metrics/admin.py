@@ -18,11 +18,13 @@ from django.utils.translation import ngettext
 from csm.admin import CsmModelAdmin, EstimatedCountPaginator, ReadOnlyAdminMixin
 
 from .models import (
+    AccountChurn,
     Alert,
     AlertRule,
     HealthComponent,
     HealthModel,
     HealthSnapshot,
+    PortfolioHistory,
     RecomputeIssue,
     RevenueMonth,
     UsageRecord,
@@ -311,6 +313,24 @@ class RevenueMonthAdmin(ReadOnlyAdminMixin, CsmModelAdmin):
     search_fields = ("segment",)
     date_hierarchy = "month"
     ordering = ("-month", "segment_kind", "segment")
+
+
+@admin.register(PortfolioHistory)
+class PortfolioHistoryAdmin(ReadOnlyAdminMixin, CsmModelAdmin):
+    """Read-only: the nightly revenue step stores the portfolio's history figures (metrics.services.portfolio)."""
+
+    list_display = ("__str__", "through", "computed_at")
+    ordering = ("-computed_at",)
+
+
+@admin.register(AccountChurn)
+class AccountChurnAdmin(ReadOnlyAdminMixin, CsmModelAdmin):
+    """Read-only: the churns the nightly revenue step found, as the portfolio's churn analysis reads them."""
+
+    list_display = ("__str__", "account", "tenure_months", "tier", "reason")
+    list_select_related = ("account",)
+    date_hierarchy = "month"
+    ordering = ("-month", "-mrr")
 
 
 # --- alerts -------------------------------------------------------------------------------------

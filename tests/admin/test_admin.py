@@ -37,11 +37,13 @@ from accounts.models import (
 from accounts.services import account_create, subscription_add, touch_log
 from csm.admin import EstimatedCountPaginator, is_unfiltered, table_row_estimate
 from metrics.models import (
+    AccountChurn,
     Alert,
     AlertRule,
     HealthComponent,
     HealthModel,
     HealthSnapshot,
+    PortfolioHistory,
     RecomputeIssue,
     RevenueMonth,
     UsageRecord,
@@ -78,6 +80,25 @@ class MonthlyRevenueFactory(factories.RevenueMonthFactory):
     month = factory.Sequence(lambda n: datetime.date(2000 + n // 12, n % 12 + 1, 1))
 
 
+class PortfolioHistoryFactory(factory.django.DjangoModelFactory):
+    through = factory.Sequence(lambda n: datetime.date(2000 + n // 12, n % 12 + 1, 1))
+    computed_at = factory.LazyFunction(timezone.now)
+
+    class Meta:
+        model = PortfolioHistory
+
+
+class AccountChurnFactory(factory.django.DjangoModelFactory):
+    account = factory.SubFactory(factories.AccountFactory)
+    month = datetime.date(2025, 4, 1)
+    tenure_months = 3
+    mrr = Decimal("500.00")
+    reason = "Budget cut"
+
+    class Meta:
+        model = AccountChurn
+
+
 FACTORIES = {
     Partner: factories.PartnerFactory,
     PartnerKey: factories.PartnerKeyFactory,
@@ -105,6 +126,8 @@ FACTORIES = {
     ChurnEvent: factories.ChurnEventFactory,
     TargetMeasurement: factories.TargetMeasurementFactory,
     RecomputeIssue: factories.RecomputeIssueFactory,
+    PortfolioHistory: PortfolioHistoryFactory,
+    AccountChurn: AccountChurnFactory,
 }
 
 # Most queries a page may take: (changelist, change page, add page). Every page pays two for the
@@ -142,6 +165,8 @@ QUERY_LIMITS = {
     ChurnEvent: (6, 3, 2),  # changelist: date hierarchy (range, then months)
     TargetMeasurement: (4, 3, 2),
     RecomputeIssue: (4, 3, 2),
+    PortfolioHistory: (4, 3, 2),
+    AccountChurn: (6, 4, 2),  # changelist: date hierarchy; change: the account's name
 }
 
 
