@@ -69,19 +69,18 @@ def portfolio_history_recompute(*, on: datetime.date | None = None) -> int:
     steps = revenue_steps.history_steps(last=last, months_after=COHORT_MONTHS, delays=True, churn_months=(0, last))
     churns, recorded = churns_with_reasons(steps.churns, 0, last)
     stamp = timezone.now()
-    PortfolioHistory.objects.update_or_create(
-        pk=1,
-        defaults={
-            "through": month_start(last),
-            "computed_at": stamp,
-            "cohorts": [
-                [month_start(cohort.cohort).isoformat(), cohort.accounts, [_cents(mrr) for mrr in cohort.mrr]]
-                for cohort in steps.cohorts
-            ],
-            "upsell_delays": sorted([months, accounts] for months, accounts in steps.upsell_delays.items()),
-            "book": book_figures(),
-        },
-    )
+    history = {
+        "through": month_start(last),
+        "computed_at": stamp,
+        "cohorts": [
+            [month_start(cohort.cohort).isoformat(), cohort.accounts, [_cents(mrr) for mrr in cohort.mrr]]
+            for cohort in steps.cohorts
+        ],
+        "upsell_delays": sorted([months, accounts] for months, accounts in steps.upsell_delays.items()),
+        "book": book_figures(),
+    }
+    if not PortfolioHistory.objects.update(**history, updated_at=stamp):  # one row, replaced; made by the first run
+        PortfolioHistory.objects.create(**history)
     stored = {
         (account_id, month): (pk, figures)
         for pk, account_id, month, *figures in AccountChurn.objects.values_list(
