@@ -1148,6 +1148,7 @@ def health_model_publish(
         full_clean(component)
         rows.append(component)
     HealthComponent.objects.bulk_create(rows)
+    record_history(HealthComponent, [row.pk for row in rows], history_type="+")
     return model
 
 
@@ -1159,7 +1160,6 @@ def health_model_components(model: HealthModel) -> list[dict]:
 @transaction.atomic
 def health_model_activate(*, model: HealthModel) -> HealthModel:
     """Make `model` the one that scores accounts (retiring the active one); its components are untouched."""
-    record_history(HealthComponent, [row.pk for row in rows], history_type="+")
     if not has_weight(model.components.values_list("weight", flat=True)):
         raise DomainError(WITHOUT_WEIGHT)
     _health_models_set_active(HealthModel.objects.filter(is_active=True).exclude(pk=model.pk), active=False)
