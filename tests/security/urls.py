@@ -67,6 +67,10 @@ def _sample_regex(regex: str) -> str:
             body = regex[regex.index(">", index) + 1 : end - 1]
             out.append(_sample_for_group(body))
             index = end
+        elif regex[index] == "(":  # an unnamed group, e.g. the admin's history pages
+            end = _group_end(regex, index)
+            out.append(_sample_for_group(regex[index + 1 : end - 1]))
+            index = end
         elif regex[index] == "\\":
             out.append(regex[index + 1])
             index += 2
