@@ -381,3 +381,17 @@ def test_a_full_health_recompute_scores_chunk_by_chunk_as_one_pass_would(monkeyp
     assert health.health_recompute(on=today) == 5
     chunked = dict(HealthSnapshot.objects.filter(date=today).values_list("account_id", "score"))
     assert chunked == one_pass and set(chunked) == {a.pk for a in accounts}
+
+
+@pytest.mark.django_db
+def test_a_fresh_database_has_the_marker_beat_compares_schedule_edits_against():
+    # A running beat reloads the schedule when this marker's time moves past the one it saw at start;
+    # with no row at start, the first edit in the admin would only create it and go unnoticed.
+    from django_celery_beat.models import PeriodicTask, PeriodicTasks
+
+    before = PeriodicTasks.last_change()
+    assert before is not None
+    task = PeriodicTask.objects.get(task="metrics.tasks.nightly")
+    task.enabled = False
+    task.save()
+    assert PeriodicTasks.last_change() > before
