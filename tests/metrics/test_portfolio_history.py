@@ -26,7 +26,7 @@ from metrics.tasks import nightly_workflow
 from success_plans.models import Goal
 from tests import factories
 from tests.metrics.test_portfolio import build_book
-from tests.metrics.test_revenue_selectors import FIRST_DAY, portfolios
+from tests.metrics.test_revenue_selectors import FIRST_DAY, build_generated_portfolio, portfolios
 
 D = datetime.date
 SegmentKind = RevenueMonth.SegmentKind
@@ -138,19 +138,7 @@ def test_stored_figures_equal_the_live_computation_after_writes_and_a_recompute(
 @pytest.mark.django_db
 def test_stored_figures_and_paged_drilldowns_equal_the_history_walked_in_memory(portfolio, months):
     lines, labels = portfolio
-    Account.objects.all().delete()
-    tiers = {tier.name: tier for tier in Tier.objects.all()}
-    for account_id, label in labels.items():
-        owner = label[SegmentKind.OWNER]
-        account = factories.AccountFactory(
-            pk=account_id,
-            tier=tiers.get(label[SegmentKind.TIER]),
-            industry=label[SegmentKind.INDUSTRY],
-            region=label[SegmentKind.REGION],
-            owner=factories.UserFactory(username=owner) if owner else None,
-        )
-        for _pk, product, mrr, start, end in (line for line in lines if line[0] == account_id):
-            factories.SubscriptionFactory(account=account, product=product, mrr=mrr, start_date=start, end_date=end)
+    build_generated_portfolio(lines, labels)
     portfolio_history_recompute()
     history = load_history()
     stored = selectors.stored_history()

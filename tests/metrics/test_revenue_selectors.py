@@ -755,14 +755,8 @@ def portfolios(draw):
     return lines, labels
 
 
-@hypothesis.settings(
-    max_examples=25, deadline=None, suppress_health_check=[hypothesis.HealthCheck.function_scoped_fixture]
-)
-@hypothesis.given(portfolio=portfolios(), months=st.lists(st.integers(min_value=0, max_value=30), max_size=4))
-def test_figures_summed_in_the_database_equal_the_history_walked_in_memory(db, portfolio, months):
-    """Cohorts, upsell timing, churns and drill-downs read without a history (summed in the database as
-    steps) equal the same selectors walking the whole history in memory, for any revenue lines."""
-    lines, labels = portfolio
+def build_generated_portfolio(lines, labels) -> None:
+    """Replace every account with the generated ones: their segments, owners and revenue lines."""
     Account.objects.all().delete()
     tiers = {tier.name: tier for tier in Tier.objects.all()}
     for account_id, label in labels.items():
@@ -776,6 +770,17 @@ def test_figures_summed_in_the_database_equal_the_history_walked_in_memory(db, p
         )
         for _pk, product, mrr, start, end in (line for line in lines if line[0] == account_id):
             factories.SubscriptionFactory(account=account, product=product, mrr=mrr, start_date=start, end_date=end)
+
+
+@hypothesis.settings(
+    max_examples=25, deadline=None, suppress_health_check=[hypothesis.HealthCheck.function_scoped_fixture]
+)
+@hypothesis.given(portfolio=portfolios(), months=st.lists(st.integers(min_value=0, max_value=30), max_size=4))
+def test_figures_summed_in_the_database_equal_the_history_walked_in_memory(db, portfolio, months):
+    """Cohorts, upsell timing, churns and drill-downs read without a history (summed in the database as
+    steps) equal the same selectors walking the whole history in memory, for any revenue lines."""
+    lines, labels = portfolio
+    build_generated_portfolio(lines, labels)
     history = load_history()  # up to this month, as the selectors without one read
     assert selectors.cohort_retention() == selectors.cohort_retention(history=history)
     assert selectors.upsell_timing() == selectors.upsell_timing(history=history)
