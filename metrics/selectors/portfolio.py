@@ -11,12 +11,11 @@ from collections import Counter, defaultdict
 from decimal import Decimal
 from typing import NamedTuple
 
-from django.contrib.auth import get_user_model
 from django.db import connection
 from django.db.models import Count, Max, Min, Q, QuerySet, Sum
 from django.utils.translation import gettext as _
 
-from accounts.models import Account, Subscription, Tier
+from accounts.models import Account
 from metrics.history import FIGURES, ZERO, MrrHistory, month_end, month_index, month_start
 from metrics.models import AccountChurn, PortfolioHistory, RevenueMonth
 
@@ -35,12 +34,11 @@ from metrics.selectors.revenue import (
 )
 from metrics.selectors.revenue_steps import (
     CHANGED_IN_MONTH,
-    LINES,
     MONTH_MOVES,
-    MONTH_OF,
     SEGMENT_OF,
     WANTED,
     CohortCounts,
+    steps_sql,
 )
 
 SegmentKind = RevenueMonth.SegmentKind
@@ -350,8 +348,6 @@ def drilldown_page(
     """Page `number` (from 1; past the last: the last) of `revenue.drilldown(month, figure, segment_kind,
     segment)`: the same rows in the same order, with their number and total, sorted and cut in the database.
     Returns the page and its number. One query (three for a page past the last)."""
-    quote = connection.ops.quote_name
-    month_of = MONTH_OF[connection.vendor]
     params: dict = {"last": month_index(month), "limit": size}
     segment_sql = "1 = 1"
     if segment_kind in SEGMENT_OF:
@@ -359,20 +355,9 @@ def drilldown_page(
         params["segment"] = segment
     only = ""
     if figure not in ("start_mrr", "end_mrr"):  # only accounts with a line starting or ending then can move
-        only = CHANGED_IN_MONTH.format(subscription=quote(Subscription._meta.db_table))
+        only = CHANGED_IN_MONTH
         params |= {"month_first": month_start(month_index(month)), "month_last": month_end(month_index(month))}
-    sql = (LINES + MOVES + PAGE).format(
-        start_month=month_of.format("s.start_date"),
-        end_month=month_of.format("s.end_date"),
-        subscription=quote(Subscription._meta.db_table),
-        account=quote(Account._meta.db_table),
-        tier=quote(Tier._meta.db_table),
-        user=quote(get_user_model()._meta.db_table),
-        only=only,
-        wanted=WANTED[figure],
-        segment=segment_sql,
-        amount=AMOUNT[figure],
-    )
+    sql = steps_sql(MOVES + PAGE, only=only, wanted=WANTED[figure], segment=segment_sql, amount=AMOUNT[figure])
 
     def fetch(page: int) -> list[tuple]:
         with connection.cursor() as cursor:

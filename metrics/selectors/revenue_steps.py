@@ -135,10 +135,12 @@ def _money(cents: int | Decimal) -> Decimal:
     return Decimal(int(cents)).scaleb(-2)
 
 
-def _run(sql: str, last: int, *, only: str = "", **params) -> list[tuple]:
+def steps_sql(sql: str, *, only: str = "", wanted: str = "1 = 1", segment: str = "1 = 1", **parts: str) -> str:
+    """LINES followed by `sql`, with this database's table names and month arithmetic filled in; `only`
+    narrows the lines read, `wanted` and `segment` are conditions, `parts` fill further placeholders."""
     month_of = MONTH_OF[connection.vendor]
     quote = connection.ops.quote_name
-    text = (LINES + sql).format(
+    return (LINES + sql).format(
         start_month=month_of.format("s.start_date"),
         end_month=month_of.format("s.end_date"),
         subscription=quote(Subscription._meta.db_table),
@@ -146,9 +148,14 @@ def _run(sql: str, last: int, *, only: str = "", **params) -> list[tuple]:
         tier=quote(Tier._meta.db_table),
         user=quote(get_user_model()._meta.db_table),
         only=only.format(subscription=quote(Subscription._meta.db_table)),
-        wanted=params.pop("wanted", "1 = 1"),
-        segment=params.pop("segment_sql", "1 = 1"),
+        wanted=wanted,
+        segment=segment,
+        **parts,
     )
+
+
+def _run(sql: str, last: int, *, only: str = "", **params) -> list[tuple]:
+    text = steps_sql(sql, only=only, wanted=params.pop("wanted", "1 = 1"), segment=params.pop("segment_sql", "1 = 1"))
     with connection.cursor() as cursor:
         cursor.execute(text, {"last": last, **params})
         return cursor.fetchall()
