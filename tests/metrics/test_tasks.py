@@ -29,6 +29,7 @@ from metrics.tasks import nightly, nightly_workflow, recompute_accounts
 from success_plans.models import TargetMeasurement
 from tests import factories
 from tests.metrics.test_snapshot_compact import explained
+from tests.workers import needs_broker, real_worker
 
 ONE_DAY = datetime.timedelta(days=1)
 
@@ -186,33 +187,18 @@ def test_id_ranges_cover_every_account_in_chunks():
     assert len(health_chord.tasks) == 3  # one health task per id range, then alerts
 
 
-needs_broker = pytest.mark.skipif(
-    not settings.CELERY_BROKER_URL and not os.environ.get("CSM_REQUIRE_WORKER"),
-    reason="needs CELERY_BROKER_URL (a real Redis); CI's PostgreSQL run sets it and CSM_REQUIRE_WORKER",
-)
-
-
 @needs_broker
 @pytest.mark.worker
 @pytest.mark.django_db(transaction=True)
 def test_real_worker_runs_the_nightly_task_end_to_end():
-    from celery.contrib.testing.worker import start_worker
     from celery.result import AsyncResult
 
-    from csm.celery import app
-
-    assert settings.CELERY_BROKER_URL, "CI runs this test with a real broker: set CELERY_BROKER_URL"
     accounts = [paying_account() for _ in range(3)]
     for account in accounts:
         factories.TouchFactory(account=account, occurred_at=timezone.now() - datetime.timedelta(days=1))
-    app.conf.task_always_eager = False
-    try:
-        app.control.purge()
-        with start_worker(app, pool="solo", perform_ping_check=False, shutdown_timeout=30):
-            last_task_id = nightly.delay().get(timeout=60)
-            AsyncResult(last_task_id, app=app).get(timeout=120)
-    finally:
-        app.conf.task_always_eager = True
+    with real_worker() as app:
+        last_task_id = nightly.delay().get(timeout=60)
+        AsyncResult(last_task_id, app=app).get(timeout=120)
     assert HealthSnapshot.objects.filter(date=timezone.localdate()).count() == 3
     assert Account.objects.filter(health_band="").count() == 0
 
